@@ -1,0 +1,96 @@
+"""The backend protocol: every operation the algorithms need beyond the array API standard."""
+
+from __future__ import annotations
+
+import math
+
+
+class Backend:
+    """Operations on one array library that the array API standard lacks, plus fast paths.
+
+    All matrices are 2-D arrays of the backend's library. Subclasses implement every method;
+    shapes follow LAPACK conventions and permutations are 0-based integer index arrays of ``xp``.
+    """
+
+    name = "abstract"
+    xp = None
+
+    # -- random numbers -------------------------------------------------------------------------
+    def make_rng(self, rng):
+        """Turn a SPEC 7 ``rng`` argument (None, int, seed sequence, Generator) into a generator."""
+        raise NotImplementedError
+
+    def standard_normal(self, rng, shape, dtype, device=None):
+        """i.i.d. N(0, 1) entries of the real floating ``dtype``."""
+        raise NotImplementedError
+
+    def sparse_sign_sketch(self, rng, l, A, zeta):
+        """``Omega @ A`` for a random l x m sparse-sign ``Omega`` (zeta entries +-1/sqrt(zeta) a column)."""
+        raise NotImplementedError
+
+    def weighted_sample(self, rng, weights, count):
+        """``count`` distinct indices drawn with probability proportional to ``weights``."""
+        raise NotImplementedError
+
+    # -- dense linear algebra -------------------------------------------------------------------
+    def matmul(self, a, b):
+        """The matrix product ``a @ b`` (operands of one dtype)."""
+        raise NotImplementedError
+
+    def qr(self, a):
+        """Reduced QR: ``a = Q @ R`` with Q m x K, R K x n, K = min(m, n)."""
+        raise NotImplementedError
+
+    def qr_pivoted(self, a):
+        """Column-pivoted QR (geqp3): returns ``R`` (K x n, upper) and ``perm`` with ``a[:, perm] = Q R``."""
+        raise NotImplementedError
+
+    def lu(self, a):
+        """LU with partial pivoting (getrf): returns the packed ``LU`` (m x n) and ``perm`` (m,)
+        with ``a[perm] = L @ U``, L unit lower trapezoidal (strictly lower part of ``LU``)."""
+        raise NotImplementedError
+
+    def solve_triangular(self, a, b, *, lower, unit_diagonal=False, transpose=False):
+        """Solve ``op(a) x = b`` for square triangular ``a``; ``op`` is the plain transpose if asked."""
+        raise NotImplementedError
+
+    def svd(self, a):
+        """Reduced SVD ``a = U diag(S) Vh``; S descending, real."""
+        raise NotImplementedError
+
+    def cholesky(self, a):
+        """Lower Cholesky factor of a Hermitian matrix, or None if it is not numerically positive
+        definite."""
+        raise NotImplementedError
+
+    def sqnorm(self, a) -> float:
+        """``||a||_F^2`` as a Python float."""
+        xp = self.xp
+        if xp.isdtype(a.dtype, "complex floating"):
+            return float(xp.sum(xp.real(a) ** 2 + xp.imag(a) ** 2))
+        return float(xp.sum(a * a))
+
+    # -- helpers shared by every backend --------------------------------------------------------
+    @staticmethod
+    def sparse_sign_pattern(np_rng, l, m, zeta):
+        """Row indices and signs of a sparse-sign operator, drawn on the host with NumPy.
+
+        Returns ``rows`` (m, zeta) int64 (distinct rows within each column, sorted) and ``signs``
+        (m, zeta) float64 of +-1/sqrt(zeta). O(m * zeta) numbers: never the size of A.
+        """
+        import numpy as np
+
+        zeta = min(zeta, l)
+        if l <= 4 * zeta:  # few rows: the zeta smallest of l random keys per column
+            rows = np.argpartition(np_rng.random((m, l)), zeta - 1, axis=1)[:, :zeta]
+        else:  # many rows: draw with replacement, redraw the columns that repeat a row
+            rows = np_rng.integers(0, l, size=(m, zeta))
+            while True:
+                rows.sort(axis=1)
+                bad = np.nonzero(np.any(rows[:, 1:] == rows[:, :-1], axis=1))[0]
+                if bad.size == 0:
+                    break
+                rows[bad] = np_rng.integers(0, l, size=(bad.size, zeta))
+        rows = np.sort(rows, axis=1)
+        signs = np_rng.choice(np.array([-1.0, 1.0]), size=(m, zeta)) / math.sqrt(zeta)
+        return rows.astype(np.int64), signs

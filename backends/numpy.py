@@ -1,0 +1,140 @@
+"""NumPy backend: LAPACK and BLAS through ``scipy.linalg``.
+
+Every product and factorization of a call runs in SciPy's OpenBLAS. NumPy's wheel loads its own
+OpenBLAS with its own thread pool; alternating the two makes their idle threads spin against each
+other (measured here: sketch + CPQR at 2000 x 2000, k = 200, 92 ms with ``numpy.matmul`` against
+45 ms with SciPy's ``dgemm``), so the hot path stays in one library.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse
+from array_api_compat import numpy as np_compat
+from scipy.linalg import blas, lapack
+from scipy.linalg import cholesky as _scipy_cholesky
+from scipy.linalg import qr as _scipy_qr
+from scipy.linalg import solve_triangular as _scipy_solve_triangular
+from scipy.linalg import svd as _scipy_svd
+
+from ._base import Backend
+
+
+def _as_fortran_operand(a):
+    """Return ``(array, trans)`` so that BLAS sees ``a`` without a copy where possible."""
+    if a.flags.f_contiguous:
+        return a, 0
+    if a.flags.c_contiguous:
+        return a.T, 1
+    return np.asfortranarray(a), 0
+
+
+def ipiv_to_perm(ipiv, m):
+    """LAPACK's row interchanges (0-based, as SciPy returns them) to a permutation vector."""
+    perm = np.arange(m)
+    for i, p in enumerate(ipiv.tolist()):
+        if p != i:
+            perm[i], perm[p] = perm[p], perm[i]
+    return perm
+
+
+class NumpyBackend(Backend):
+    """NumPy arrays; LAPACK/BLAS via ``scipy.linalg``; random numbers from ``numpy.random``."""
+
+    name = "numpy"
+    xp = np_compat
+
+    def make_rng(self, rng):
+        if isinstance(rng, np.random.RandomState):
+            raise TypeError(
+                "rng must be None, an int, a numpy.random.SeedSequence or a numpy.random.Generator "
+                "(SPEC 7); got a legacy numpy.random.RandomState"
+            )
+        try:
+            return np.random.default_rng(rng)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                "rng must be None, an int, a numpy.random.SeedSequence or a numpy.random.Generator, "
+                f"got {type(rng).__name__}"
+            ) from exc
+
+    def standard_normal(self, rng, shape, dtype, device=None):
+        dtype = np.dtype(dtype)
+        if dtype == np.float32:
+            return rng.standard_normal(shape, dtype=np.float32)
+        return rng.standard_normal(shape).astype(dtype, copy=False)
+
+    def sparse_sign_sketch(self, rng, l, A, zeta):
+        m = A.shape[0]
+        rows, signs = self.sparse_sign_pattern(rng, l, m, zeta)
+        cols = np.repeat(np.arange(m), rows.shape[1])
+        omega = scipy.sparse.csr_matrix(
+            (signs.ravel().astype(A.real.dtype), (rows.ravel(), cols)), shape=(l, m)
+        )
+        return np.asarray(omega @ A)
+
+    def weighted_sample(self, rng, weights, count):
+        p = np.asarray(weights, dtype=np.float64)
+        p = p / p.sum()
+        return rng.choice(p.size, size=count, replace=False, p=p)
+
+    def matmul(self, a, b):
+        if a.dtype != b.dtype:
+            dtype = np.result_type(a, b)
+            a, b = a.astype(dtype, copy=False), b.astype(dtype, copy=False)
+        if a.dtype.char not in "fdFD" or 0 in a.shape or 0 in b.shape:
+            return a @ b
+        (gemm,) = blas.get_blas_funcs(("gemm",), (a, b))
+        if a.flags.c_contiguous and b.flags.c_contiguous:
+            # (a b)^T = b^T a^T on F-ordered views: no copies, no transposition flags, and the
+            # result comes back C-ordered (measured: 13.7 ms against 15.4 ms with trans flags for
+            # a 210 x 2000 by 2000 x 2000 product).
+            return gemm(1.0, b.T, a.T).T
+        fa, ta = _as_fortran_operand(a)
+        fb, tb = _as_fortran_operand(b)
+        return gemm(1.0, fa, fb, trans_a=ta, trans_b=tb)
+
+    def qr(self, a):
+        return _scipy_qr(a, mode="economic", check_finite=False)
+
+    def qr_pivoted(self, a):
+        (geqp3,) = lapack.get_lapack_funcs(("geqp3",), (a,))
+        qr, jpvt, _, _, info = geqp3(a)
+        if info < 0:
+            raise RuntimeError(f"LAPACK geqp3 rejected argument {-info}")
+        k = min(a.shape)
+        return np.triu(qr[:k]), jpvt - 1
+
+    def lu(self, a):
+        (getrf,) = lapack.get_lapack_funcs(("getrf",), (a,))
+        lu, ipiv, info = getrf(a)
+        if info < 0:
+            raise RuntimeError(f"LAPACK getrf rejected argument {-info}")
+        # info > 0 flags an exactly zero pivot: the factorization is still complete and L bounded.
+        return lu, ipiv_to_perm(ipiv, a.shape[0])
+
+    def solve_triangular(self, a, b, *, lower, unit_diagonal=False, transpose=False):
+        return _scipy_solve_triangular(
+            a, b, lower=lower, unit_diagonal=unit_diagonal, trans=1 if transpose else 0,
+            check_finite=False,
+        )
+
+    def cholesky(self, a):
+        try:
+            L = _scipy_cholesky(a, lower=True, check_finite=False)
+        except np.linalg.LinAlgError:
+            return None
+        return L if np.isfinite(L).all() else None
+
+    def sqnorm(self, a) -> float:
+        if a.flags.c_contiguous or a.flags.f_contiguous:
+            v = a.ravel(order="K")  # a view: one read of memory through BLAS, no temporary
+            (dot,) = blas.get_blas_funcs(("dotc" if v.dtype.kind == "c" else "dot",), (v,))
+            return float(np.real(dot(v, v)))
+        return super().sqnorm(a)
+
+    def svd(self, a):
+        try:
+            return _scipy_svd(a, full_matrices=False, check_finite=False, lapack_driver="gesdd")
+        except np.linalg.LinAlgError:  # gesdd's rare convergence failure: the slower, sturdier driver
+            return _scipy_svd(a, full_matrices=False, check_finite=False, lapack_driver="gesvd")

@@ -1,0 +1,374 @@
+"""Interpolative decompositions: skeleton selection methods and interpolation solves.
+
+A *method* chooses an ordered set of skeleton candidates (a pivot order ``perm`` of all n columns)
+and the rank; an *interpolation solve* then builds the k x n matrix X with ``A ~ A[:, S] @ X``.
+Methods register in :data:`METHODS` by name, so new ones (RBRP, random pivoting, ...) slot in
+without touching the front end. Everything here is plain array-API code on ``xp`` plus the backend
+``be`` for what the standard lacks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Callable
+
+from ._linalg import (
+    assemble_interp,
+    count,
+    skeleton_qr,
+    ctranspose,
+    eps,
+    relative,
+    row_sqnorms,
+    solve_upper,
+    sqnorm,
+)
+from ._sketch import sketch_rows
+
+INTERPS = ("sketch", "oversampled", "optimal")
+
+
+@dataclass
+class Problem:
+    """One column-ID problem: the matrix, its namespace and backend, and the options."""
+
+    xp: Any
+    be: Any
+    A: Any
+    rng: Any
+    sketch: str = "gaussian"
+    oversample: int = 10
+    block_size: int = 64
+
+    @property
+    def m(self) -> int:
+        return self.A.shape[0]
+
+    @property
+    def n(self) -> int:
+        return self.A.shape[1]
+
+    @cached_property
+    def normA2(self) -> float:
+        """``||A||_F^2`` (one pass over A, computed once, only when needed)."""
+        return self.be.sqnorm(self.A)
+
+    def sketch_rows(self, l):
+        return sketch_rows(self.be, self.xp, self.rng, self.A, l, self.sketch)
+
+
+@dataclass
+class Skeleton:
+    """What a method returns: an ordered skeleton and what it knows about the error.
+
+    ``perm`` lists all n columns, skeleton candidates first; the method's rank is ``k``; the
+    first ``candidates`` (>= k) columns may be searched by the optimal solve for a smaller exact
+    rank in tolerance mode. ``sketch_T(j)`` gives the method's own interpolation for the first j
+    pivots (k x (n - j)); ``estimate`` is its relative error estimate at rank k (tolerance mode).
+    """
+
+    perm: Any
+    k: int
+    sketch_T: Callable[[int], Any] | None = None
+    estimate: float | None = None
+    Y: Any = None
+    exact: bool = False  # sketch_T is already the optimal interpolation (QR of A itself)
+    candidates: int = field(default=-1)
+
+    def __post_init__(self):
+        if self.candidates < 0:
+            self.candidates = self.k
+
+
+# ---------------------------------------------------------------------------------------------
+# Methods
+
+
+class SketchLUPP:
+    """Sketch + LU with partial pivoting of the transposed sketch (ALGORITHMS.md sections 2-3)."""
+
+    name = "lupp"
+    sketching = True
+
+    def fixed(self, P: Problem, k: int) -> Skeleton:
+        xp, be = P.xp, P.be
+        Y = P.sketch_rows(min(k + P.oversample, P.m))
+        LU, perm = be.lu(Y.T)  # n x l: the first k row pivots are the skeleton columns
+
+        def sketch_T(j):
+            # P Y^T = L U  =>  Y[:, rest] ~ Y[:, S] (L21 L11^{-1})^T
+            return be.solve_triangular(
+                LU[:j, :j], LU[j:, :j].T, lower=True, unit_diagonal=True, transpose=True
+            )
+
+        del xp
+        return Skeleton(perm, k, sketch_T, None, Y)
+
+    def adaptive(self, P: Problem, tol: float) -> Skeleton:
+        return _blocked_lupp(P, tol)
+
+
+class SketchCPQR:
+    """Sketch + column-pivoted QR (geqp3) of the sketch (ALGORITHMS.md section 2)."""
+
+    name = "cpqr"
+    sketching = True
+
+    @staticmethod
+    def _skeleton(P, Y, k, estimate=None, candidates=-1):
+        R, perm = P.be.qr_pivoted(Y)
+
+        def sketch_T(j):
+            return solve_upper(P.be, P.xp, R[:j, :j], R[:j, j:])
+
+        return Skeleton(perm, k, sketch_T, estimate, Y, candidates=candidates), R
+
+    def fixed(self, P: Problem, k: int) -> Skeleton:
+        return self._skeleton(P, P.sketch_rows(min(k + P.oversample, P.m)), k)[0]
+
+    def adaptive(self, P: Problem, tol: float) -> Skeleton:
+        """Grow a sketch by doubling until its pivoted QR meets ``tol`` with ``oversample`` rows
+        to spare; the rank is the first j with ``||R[j:, j:]||_F <= tol ||R||_F`` (the sketched
+        residual of the ID, an estimate of its Frobenius error)."""
+        xp = P.xp
+        p = P.oversample
+        l = min(P.m, max(2 * P.block_size, p + 1))
+        Y = P.sketch_rows(l)
+        while True:
+            sk, R = self._skeleton(P, Y, 0)
+            tails = _tails(xp, row_sqnorms(xp, R))
+            j = count(xp, tails > tol**2 * tails[0])
+            if j + p <= l or l >= P.m:
+                sk.k = min(j, P.n)
+                sk.estimate = relative(float(tails[sk.k]), float(tails[0]))
+                sk.candidates = min(sk.k + p, R.shape[0])
+                return sk
+            extra = min(l, P.m - l)
+            Y = xp.concat([Y, P.sketch_rows(extra) * math.sqrt(extra / l)], axis=0)
+            l += extra
+
+
+class PivotedQR:
+    """Deterministic column-pivoted QR of A itself (geqp3; what SciPy's ``rand=False`` does).
+
+    O(m n min(m, n)) work: the accuracy reference, not the fast path. Its interpolation
+    ``R11^{-1} R12`` is already the optimal one, and its error is exact: ``||R22||_F / ||A||_F``.
+    """
+
+    name = "qr"
+    sketching = False
+
+    def _skeleton(self, P):
+        R, perm = P.be.qr_pivoted(P.A)
+        tails = _tails(P.xp, row_sqnorms(P.xp, R))
+
+        def sketch_T(j):
+            return solve_upper(P.be, P.xp, R[:j, :j], R[:j, j:])
+
+        return Skeleton(perm, 0, sketch_T, None, None, exact=True), tails
+
+    def fixed(self, P: Problem, k: int) -> Skeleton:
+        sk, tails = self._skeleton(P)
+        sk.k = sk.candidates = k
+        sk.estimate = relative(float(tails[k]), float(tails[0]))
+        return sk
+
+    def adaptive(self, P: Problem, tol: float) -> Skeleton:
+        sk, tails = self._skeleton(P)
+        k = count(P.xp, tails > tol**2 * tails[0])
+        sk.k = sk.candidates = k
+        sk.estimate = relative(float(tails[k]), float(tails[0]))
+        return sk
+
+
+METHODS: dict[str, Any] = {m.name: m for m in (SketchLUPP(), SketchCPQR(), PivotedQR())}
+
+
+def register_method(method) -> None:
+    """Add a skeleton-selection method (an object with ``name``, ``fixed`` and ``adaptive``)."""
+    METHODS[method.name] = method
+
+
+def _tails(xp, rows2):
+    """``t_j = sum_{i >= j} rows2[i]`` for j = 0..K (K + 1 values, the last 0)."""
+    zero = xp.zeros(1, dtype=rows2.dtype, device=rows2.device)
+    return xp.flip(xp.cumulative_sum(xp.flip(xp.concat([rows2, zero]), axis=0)), axis=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Adaptive blocked randomized LUPP (ALGORITHMS.md section 3), column-ID form
+
+
+def _blocked_lupp(P: Problem, tol: float) -> Skeleton:
+    """Grow the skeleton b columns at a time until the Schur-complement estimate meets ``tol``.
+
+    Each block draws a fresh sketch ``Z = (Omega A)^T`` (n x b). Its Schur complement against the
+    current pivots, ``E = Z - L (L11^{-1} Z_S)``, equals ``(A - A_S X)^T Omega^T`` with X the
+    current LUPP interpolation, fixed before Omega was drawn: ``||E||_F^2`` is an unbiased estimate
+    of the squared Frobenius error of the current ID. If it is too large, LUPP of E gives the next
+    b pivots. Once met, the rank is trimmed inside the last block with the same fresh sketch.
+
+    ``L`` is kept with rows in A's column order (so no permutation of it is ever copied), and
+    ``L11`` (the pivots' rows, pivot order) for the triangular solves.
+    """
+    xp, be, A = P.xp, P.be, P.A
+    n, kmax, b = P.n, min(P.m, P.n), P.block_size
+    dtype = A.dtype
+    thr2 = tol**2 * P.normA2
+    perm = xp.arange(n, device=A.device)
+    cap = min(kmax, 2 * b)
+    L = xp.zeros((n, cap), dtype=dtype, device=A.device)
+    L11 = xp.zeros((cap, cap), dtype=dtype, device=A.device)
+    k = last = 0
+    blocks = []  # every sketch block, kept for the oversampled solve
+    while True:
+        blocks.append(P.sketch_rows(b))
+        Z = blocks[-1].T  # n x b, rows in A's column order
+        U12 = None
+        if k:
+            U12 = be.solve_triangular(
+                L11[:k, :k], xp.take(Z, perm[:k], axis=0), lower=True, unit_diagonal=True
+            )
+            E = Z - be.matmul(L[:, :k], U12)
+        else:
+            E = Z
+        rest = perm[k:]
+        Er = xp.take(E, rest, axis=0)
+        est2 = sqnorm(xp, Er)
+        if est2 <= thr2 or k >= kmax:
+            break
+        LUe, p = be.lu(Er)
+        bb = min(b, kmax - k)
+        Le = xp.tril(LUe[:, :bb], k=-1) + xp.eye(n - k, bb, dtype=dtype, device=A.device)
+        perm = xp.concat([perm[:k], xp.take(rest, p)])
+        if k + bb > cap:  # grow the factor storage geometrically
+            cap = min(kmax, max(2 * cap, k + bb))
+            L = _grow(xp, L, (n, cap))
+            L11 = _grow(xp, L11, (cap, cap))
+        inv = xp.argsort(perm)
+        L[:, k : k + bb] = xp.take(
+            xp.concat([xp.zeros((k, bb), dtype=dtype, device=A.device), Le], axis=0), inv, axis=0
+        )
+        L11[k : k + bb, : k + bb] = xp.take(L[:, : k + bb], perm[k : k + bb], axis=0)
+        k += bb
+        last = bb
+
+    factored = k
+    if k and last and est2 <= thr2:
+        k, est2 = _trim_last_block(xp, be, Z, L, U12, perm, k - last, k, thr2)
+
+    def sketch_T(j):
+        L21 = xp.take(L[:, :j], perm[j:], axis=0)
+        return be.solve_triangular(
+            L11[:j, :j], L21.T, lower=True, unit_diagonal=True, transpose=True
+        )
+
+    Y = xp.concat(blocks, axis=0)
+    return Skeleton(perm, k, sketch_T, relative(est2, P.normA2), Y, candidates=factored)
+
+
+def _grow(xp, a, shape):
+    out = xp.zeros(shape, dtype=a.dtype, device=a.device)
+    out[: a.shape[0], : a.shape[1]] = a
+    return out
+
+
+def _trim_last_block(xp, be, Z, L, U12, perm, k0, k, thr2):
+    """Smallest rank in (k0, k] whose Schur estimate (same fresh sketch Z) meets ``thr2``.
+
+    Removing the pivots' contributions one at a time from the rank-k0 Schur complement costs
+    O(n b^2) in all; the estimate at rank k is the one that already met ``thr2``.
+    """
+    R = Z - be.matmul(L[:, :k0], U12[:k0, :]) if k0 else Z
+    R = xp.take(R, perm[k0:], axis=0)
+    Lb = xp.take(L[:, k0:k], perm[k0:], axis=0)
+    for j in range(1, k - k0 + 1):
+        R = R - Lb[:, j - 1 : j] * U12[k0 + j - 1 : k0 + j, :]
+        e2 = sqnorm(xp, R[j:, :])
+        if e2 <= thr2:
+            return k0 + j, e2
+    return k, e2
+
+
+# ---------------------------------------------------------------------------------------------
+# Interpolation solves
+
+#: Tolerance-mode retries when the exact error of the optimal solve misses ``tol``.
+MAX_RETRIES = 6
+
+
+def column_id(P: Problem, method, rank, tol, interp):
+    """Skeleton, k x n interpolation matrix, rank and relative error estimate of a column ID."""
+    if tol is None:
+        return _interpolate(P, method.fixed(P, rank), interp, None)
+    t = tol
+    for _ in range(MAX_RETRIES):
+        out = _interpolate(P, method.adaptive(P, t), interp, tol)
+        if out is not None:
+            return out
+        t /= 2  # rare: the method's estimate was optimistic; select again, more strictly
+    return _interpolate(P, method.adaptive(P, t), interp, None)
+
+
+def _interpolate(P: Problem, sk: Skeleton, interp: str, tol):
+    xp = P.xp
+    if sk.exact or interp == "sketch":
+        k = sk.k
+        T = sk.sketch_T(k)
+        error = sk.estimate
+    elif interp == "oversampled":
+        k = sk.k
+        T = _oversampled(P, sk.Y, sk.perm, k)
+        error = None
+    else:
+        res = _optimal(P, sk, tol)
+        if res is None:
+            return None
+        k, T, error = res
+    X = assemble_interp(xp, sk.perm, k, T, P.A.dtype)
+    return sk.perm[:k], X, k, error
+
+
+def _oversampled(P, Y, perm, k):
+    """Least squares on the full sketch: ``min ||Y[:, S] T - Y[:, rest]||`` by QR of Y[:, S]."""
+    xp, be = P.xp, P.be
+    Q, R = be.qr(xp.take(Y, perm[:k], axis=1))
+    return solve_upper(be, xp, R, be.matmul(ctranspose(xp, Q), xp.take(Y, perm[k:], axis=1)))
+
+
+def _optimal(P: Problem, sk: Skeleton, tol):
+    """``T = A_S^+ A_rest`` by QR of the skeleton (one more pass over A), with its exact error.
+
+    With ``A[:, S] = Q R`` and ``B = Q^H A``, the squared error of the first j pivots is
+    ``||A||_F^2 - sum_{t < j} ||B[t, :]||^2`` (exact up to rounding of order eps ||A||_F^2). In
+    tolerance mode the smallest prefix of the candidates meeting ``tol`` is taken (None if even all
+    candidates miss it). Below ``tol^2 ~ 64 eps`` that difference cannot resolve the error, and the
+    method's own rank and estimate are kept.
+    """
+    xp, be = P.xp, P.be
+    K = sk.candidates
+    if K == 0:
+        return 0, xp.zeros((0, P.n), dtype=P.A.dtype, device=P.A.device), 0.0
+    Q, R = skeleton_qr(be, xp, xp.take(P.A, sk.perm[:K], axis=1),
+                       None if sk.Y is None else xp.take(sk.Y, sk.perm[:K], axis=1))
+    B = be.matmul(ctranspose(xp, Q), P.A)  # K x n; B[:, S] = R
+    err2 = P.normA2 - _cumsum0(xp, row_sqnorms(xp, B))  # K + 1 values, non-increasing
+    if tol is None:
+        k = K
+    elif tol**2 > 64 * eps(xp, P.A.dtype):
+        k = count(xp, err2 > tol**2 * P.normA2)
+        if k > K:
+            return None
+    else:
+        k = sk.k
+    error = relative(float(err2[k]), P.normA2)
+    T = solve_upper(be, xp, R[:k, :k], xp.take(B[:k, :], sk.perm[k:], axis=1))
+    return k, T, error
+
+
+def _cumsum0(xp, v):
+    """``[0, v0, v0 + v1, ...]`` (len(v) + 1 values)."""
+    zero = xp.zeros(1, dtype=v.dtype, device=v.device)
+    return xp.cumulative_sum(xp.concat([zero, v]))
