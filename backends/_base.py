@@ -58,9 +58,9 @@ class Backend:
         """Reduced SVD ``a = U diag(S) Vh``; S descending, real."""
         raise NotImplementedError
 
-    def cholesky(self, a):
-        """Lower Cholesky factor of a Hermitian matrix, or None if it is not numerically positive
-        definite."""
+    def gram_cholesky(self, w):
+        """Upper-triangular R with ``w^H w = R^H R`` (Cholesky of the Gram matrix of the tall
+        ``w``), or None when the Gram matrix is not numerically positive definite."""
         raise NotImplementedError
 
     def sqnorm(self, a) -> float:

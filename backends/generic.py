@@ -92,12 +92,14 @@ class GenericBackend(Backend):
         # in the same sense (LU with partial pivoting of a triangular matrix is backward stable).
         return xp.linalg.solve(tri, b)
 
-    def cholesky(self, a):
+    def gram_cholesky(self, w):
+        xp = self.xp
+        wh = xp.conj(w).T if xp.isdtype(w.dtype, "complex floating") else w.T
         try:
-            L = self.xp.linalg.cholesky(a)
+            R = xp.linalg.cholesky(xp.matmul(wh, w), upper=True)
         except Exception:  # libraries differ: LinAlgError, RuntimeError, ValueError
             return None
-        return L if bool(self.xp.all(self.xp.isfinite(L))) else None
+        return R if bool(xp.all(xp.isfinite(R))) else None
 
     def svd(self, a):
         return self.xp.linalg.svd(a, full_matrices=False)

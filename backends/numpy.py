@@ -119,12 +119,18 @@ class NumpyBackend(Backend):
             check_finite=False,
         )
 
-    def cholesky(self, a):
+    def gram_cholesky(self, w):
+        if w.dtype.char in "fd":  # syrk fills the upper triangle, which potrf("U") reads
+            (syrk,) = blas.get_blas_funcs(("syrk",), (w,))
+            fw, tw = _as_fortran_operand(w)
+            G = syrk(1.0, fw, trans=1 - tw)
+        else:
+            G = self.matmul(w.conj().T, w)
         try:
-            L = _scipy_cholesky(a, lower=True, check_finite=False)
+            R = _scipy_cholesky(G, lower=False, check_finite=False)
         except np.linalg.LinAlgError:
             return None
-        return L if np.isfinite(L).all() else None
+        return R if np.isfinite(R).all() else None
 
     def sqnorm(self, a) -> float:
         if a.flags.c_contiguous or a.flags.f_contiguous:

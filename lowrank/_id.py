@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from ._linalg import (
     assemble_interp,
+    identity_at,
     count,
     skeleton_qr,
     ctranspose,
@@ -314,21 +315,18 @@ def column_id(P: Problem, method, rank, tol, interp):
 
 def _interpolate(P: Problem, sk: Skeleton, interp: str, tol):
     xp = P.xp
-    if sk.exact or interp == "sketch":
-        k = sk.k
-        T = sk.sketch_T(k)
-        error = sk.estimate
-    elif interp == "oversampled":
-        k = sk.k
-        T = _oversampled(P, sk.Y, sk.perm, k)
-        error = None
-    else:
+    if interp == "optimal" and not sk.exact:
         res = _optimal(P, sk, tol)
         if res is None:
             return None
-        k, T, error = res
-    X = assemble_interp(xp, sk.perm, k, T, P.A.dtype)
-    return sk.perm[:k], X, k, error
+        k, X, error = res
+        return sk.perm[:k], X, k, error
+    k = sk.k
+    if sk.exact or interp == "sketch":
+        T, error = sk.sketch_T(k), sk.estimate
+    else:
+        T, error = _oversampled(P, sk.Y, sk.perm, k), None
+    return sk.perm[:k], assemble_interp(xp, sk.perm, k, T, P.A.dtype), k, error
 
 
 def _oversampled(P, Y, perm, k):
@@ -350,7 +348,7 @@ def _optimal(P: Problem, sk: Skeleton, tol):
     xp, be = P.xp, P.be
     K = sk.candidates
     if K == 0:
-        return 0, xp.zeros((0, P.n), dtype=P.A.dtype, device=P.A.device), 0.0
+        return 0, xp.zeros((0, P.n), dtype=P.A.dtype, device=P.A.device), relative(P.normA2, P.normA2)
     Q, R = skeleton_qr(be, xp, xp.take(P.A, sk.perm[:K], axis=1),
                        None if sk.Y is None else xp.take(sk.Y, sk.perm[:K], axis=1))
     B = be.matmul(ctranspose(xp, Q), P.A)  # K x n; B[:, S] = R
@@ -364,8 +362,8 @@ def _optimal(P: Problem, sk: Skeleton, tol):
     else:
         k = sk.k
     error = relative(float(err2[k]), P.normA2)
-    T = solve_upper(be, xp, R[:k, :k], xp.take(B[:k, :], sk.perm[k:], axis=1))
-    return k, T, error
+    X = identity_at(xp, solve_upper(be, xp, R[:k, :k], B[:k, :]), sk.perm[:k])
+    return k, X, error
 
 
 def _cumsum0(xp, v):

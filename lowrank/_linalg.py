@@ -81,6 +81,14 @@ def assemble_interp(xp, perm, k, T_rest, dtype):
     return xp.take(Z, inv, axis=1)
 
 
+def identity_at(xp, X, skeleton):
+    """``X`` (k x n) with its columns ``skeleton`` replaced by the exact identity (by ``where``: the
+    standard has no scatter)."""
+    n = X.shape[1]
+    hit = xp.arange(n, device=X.device)[None, :] == skeleton[:, None]  # k x n, one True a row
+    return xp.where(xp.any(hit, axis=0)[None, :], xp.astype(hit, X.dtype), X)
+
+
 def relative(err2: float, total2: float) -> float:
     """``sqrt(err2 / total2)``, 0 for a zero matrix, clamped at 0 against rounding."""
     if total2 <= 0.0:
@@ -108,14 +116,14 @@ def skeleton_qr(be, xp, C, YS=None):
         if is_regular_upper(xp, Rs):
             W, R = right_solve_upper(be, Rs, C), Rs
             for _ in range(2):
-                L = be.cholesky(be.matmul(ctranspose(xp, W), W))
-                if L is None:
+                Rc = be.gram_cholesky(W)
+                if Rc is None:
                     break
-                # L is well conditioned here (the square root of W's condition number): multiplying
-                # by its small explicit inverse is as accurate as a solve, and a GEMM is faster.
-                Li = be.solve_triangular(L, xp.eye(L.shape[0], dtype=L.dtype, device=L.device),
-                                         lower=True)
-                W, R = be.matmul(W, ctranspose(xp, Li)), be.matmul(ctranspose(xp, L), R)
+                # Rc is as well conditioned as W (about the sketch's distortion): multiplying by its
+                # small explicit inverse is as accurate as a triangular solve, and a GEMM is faster.
+                eye = xp.eye(Rc.shape[0], dtype=Rc.dtype, device=Rc.device)
+                W = be.matmul(W, be.solve_triangular(Rc, eye, lower=False))
+                R = be.matmul(Rc, R)
             else:
                 return W, R
     return be.qr(C)

@@ -26,5 +26,5 @@ def sketch_rows(be, xp, rng, A, l, kind):
     if kind == "gaussian":
         omega = be.standard_normal(rng, (l, m), real_dtype(xp, A.dtype), device=A.device)
         omega = omega * (1.0 / math.sqrt(l))
-        return be.matmul(xp.astype(omega, A.dtype), A)
+        return be.matmul(xp.astype(omega, A.dtype, copy=False), A)
     return be.sparse_sign_sketch(rng, l, A, SPARSE_SIGN_NNZ)
