@@ -36,9 +36,7 @@ class KernelSpec(NamedTuple):
 #: expressions of all the kernels of its source file.
 KERNELS = MappingProxyType(
     {
-        "sparse_sign_apply": KernelSpec(
-            "sparse_sign.cu", ("float", "double", "float2", "double2")
-        ),
+        "sparse_sign_apply": KernelSpec("sparse_sign.cu", ("float", "double", "float2", "double2")),
     }
 )
 
@@ -116,7 +114,9 @@ def get_function(name: str, template_args, device=None):
         module = _modules.get((src, dev))
         if module is None:
             exprs = [
-                f"{k}<{a}>" for k, spec in KERNELS.items() if spec.source == src
+                f"{k}<{a}>"
+                for k, spec in KERNELS.items()
+                if spec.source == src
                 for a in spec.template_args
             ]
             module = cupy.RawModule(

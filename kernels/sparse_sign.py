@@ -67,10 +67,10 @@ def _check_shapes(indptr, indices, values, A):
 def csr_from_pattern(rows, signs, l, dtype=np.float64):
     """CSR arrays ``(indptr, indices, values)`` of the l x m sparse-sign operator ``Omega``.
 
-    ``rows`` (m, zeta) holds the rows of the nonzeros of each column of Omega and ``signs`` (m, zeta)
-    their values, as :meth:`lowrank.backends.Backend.sparse_sign_pattern` returns them. Returns
-    ``indptr`` (l + 1,) int64, ``indices`` (nnz,) int64 (column indices, ascending within a row) and
-    ``values`` (nnz,) of ``dtype``, with nnz = m * zeta.
+    ``rows`` (m, zeta) holds the rows of the nonzeros of each column of Omega and ``signs``
+    (m, zeta) their values, as :meth:`lowrank.backends.Backend.sparse_sign_pattern` returns them.
+    Returns ``indptr`` (l + 1,) int64, ``indices`` (nnz,) int64 (column indices, ascending within
+    a row) and ``values`` (nnz,) of ``dtype``, with nnz = m * zeta.
     """
     rows = np.asarray(rows)
     signs = np.asarray(signs)
@@ -92,7 +92,7 @@ def csr_from_pattern(rows, signs, l, dtype=np.float64):
     order = np.argsort(flat, kind="stable")
     indptr = np.zeros(l + 1, dtype=np.int64)
     np.cumsum(np.bincount(flat, minlength=l), out=indptr[1:])
-    indices = (order // zeta).astype(np.int64) if zeta else np.zeros(0, dtype=np.int64)
+    indices = np.repeat(np.arange(m, dtype=np.int64), zeta)[order]
     values = signs.ravel()[order].astype(dtype)
     return indptr, indices, values
 
@@ -137,9 +137,9 @@ def apply_cupy(indptr, indices, values, A):
     arg = _template_arg(A.dtype)
     with A.device:
         A = cp.ascontiguousarray(A)
-        indptr = cp.ascontiguousarray(indptr, dtype=cp.int64)
-        indices = cp.ascontiguousarray(indices, dtype=cp.int64)
-        values = cp.ascontiguousarray(values, dtype=_real_dtype(A.dtype))
+        indptr = cp.ascontiguousarray(cp.asarray(indptr, dtype=cp.int64))
+        indices = cp.ascontiguousarray(cp.asarray(indices, dtype=cp.int64))
+        values = cp.ascontiguousarray(cp.asarray(values, dtype=_real_dtype(A.dtype)))
         _check_shapes(indptr, indices, values, A)
         l, n = indptr.shape[0] - 1, A.shape[1]
         Y = cp.empty((l, n), dtype=A.dtype)
@@ -148,7 +148,5 @@ def apply_cupy(indptr, indices, values, A):
             return Y
         kernel = get_function("sparse_sign_apply", arg, device=A.device.id)
         blocks = min(-(-total // BLOCK_SIZE), MAX_BLOCKS)
-        kernel(
-            (blocks,), (BLOCK_SIZE,), (indptr, indices, values, A, Y, np.int64(l), np.int64(n))
-        )
+        kernel((blocks,), (BLOCK_SIZE,), (indptr, indices, values, A, Y, np.int64(l), np.int64(n)))
     return Y

@@ -211,17 +211,18 @@ def _blocked_lupp(P: Problem, tol: float) -> Skeleton:
     of the squared Frobenius error of the current ID. If it is too large, LUPP of E gives the next
     b pivots. Once met, the rank is trimmed inside the last block with the same fresh sketch.
 
-    ``L`` is kept with rows in A's column order (so no permutation of it is ever copied), and
-    ``L11`` (the pivots' rows, pivot order) for the triangular solves.
+    ``L`` is kept transposed, ``Lt`` (pivots x n) with columns in A's column order, so no
+    permutation of it is ever copied and its leading rows ``Lt[:k, :]`` are contiguous in memory;
+    ``L11`` (the pivots' rows of L, pivot order) serves the triangular solves.
     """
     xp, be, A = P.xp, P.be, P.A
     n, kmax, b = P.n, min(P.m, P.n), P.block_size
-    dtype = A.dtype
+    dtype, dev = A.dtype, A.device
     thr2 = tol**2 * P.normA2
-    perm = xp.arange(n, device=A.device)
+    perm = xp.arange(n, device=dev)
     cap = min(kmax, 2 * b)
-    L = xp.zeros((n, cap), dtype=dtype, device=A.device)
-    L11 = xp.zeros((cap, cap), dtype=dtype, device=A.device)
+    Lt = xp.zeros((cap, n), dtype=dtype, device=dev)
+    L11 = xp.zeros((cap, cap), dtype=dtype, device=dev)
     k = last = 0
     blocks = []  # every sketch block, kept for the oversampled solve
     while True:
@@ -232,7 +233,7 @@ def _blocked_lupp(P: Problem, tol: float) -> Skeleton:
             U12 = be.solve_triangular(
                 L11[:k, :k], xp.take(Z, perm[:k], axis=0), lower=True, unit_diagonal=True
             )
-            E = Z - be.matmul(L[:, :k], U12)
+            E = Z - be.matmul(Lt[:k, :].T, U12)
         else:
             E = Z
         rest = perm[k:]
@@ -242,29 +243,26 @@ def _blocked_lupp(P: Problem, tol: float) -> Skeleton:
             break
         LUe, p = be.lu(Er)
         bb = min(b, kmax - k)
-        Le = xp.tril(LUe[:, :bb], k=-1) + xp.eye(n - k, bb, dtype=dtype, device=A.device)
+        Le = xp.tril(LUe[:, :bb], k=-1) + xp.eye(n - k, bb, dtype=dtype, device=dev)
         perm = xp.concat([perm[:k], xp.take(rest, p)])
         if k + bb > cap:  # grow the factor storage geometrically
             cap = min(kmax, max(2 * cap, k + bb))
-            L = _grow(xp, L, (n, cap))
+            Lt = _grow(xp, Lt, (cap, n))
             L11 = _grow(xp, L11, (cap, cap))
-        inv = xp.argsort(perm)
-        L[:, k : k + bb] = xp.take(
-            xp.concat([xp.zeros((k, bb), dtype=dtype, device=A.device), Le], axis=0), inv, axis=0
-        )
-        L11[k : k + bb, : k + bb] = xp.take(L[:, : k + bb], perm[k : k + bb], axis=0)
+        new_t = xp.concat([xp.zeros((bb, k), dtype=dtype, device=dev), Le.T], axis=1)
+        Lt[k : k + bb, :] = xp.take(new_t, xp.argsort(perm), axis=1)
+        L11[k : k + bb, : k + bb] = xp.take(Lt[: k + bb, :], perm[k : k + bb], axis=1).T
         k += bb
         last = bb
 
     factored = k
     if k and last and est2 <= thr2:
-        k, est2 = _trim_last_block(xp, be, Z, L, U12, perm, k - last, k, thr2)
+        k, est2 = _trim_last_block(xp, be, Z, Lt, U12, perm, k - last, k, thr2)
 
     def sketch_T(j):
-        L21 = xp.take(L[:, :j], perm[j:], axis=0)
-        return be.solve_triangular(
-            L11[:j, :j], L21.T, lower=True, unit_diagonal=True, transpose=True
-        )
+        L21t = xp.take(Lt[:j, :], perm[j:], axis=1)
+        return be.solve_triangular(L11[:j, :j], L21t, lower=True, unit_diagonal=True,
+                                   transpose=True)
 
     Y = xp.concat(blocks, axis=0)
     return Skeleton(perm, k, sketch_T, relative(est2, P.normA2), Y, candidates=factored)
@@ -276,15 +274,15 @@ def _grow(xp, a, shape):
     return out
 
 
-def _trim_last_block(xp, be, Z, L, U12, perm, k0, k, thr2):
+def _trim_last_block(xp, be, Z, Lt, U12, perm, k0, k, thr2):
     """Smallest rank in (k0, k] whose Schur estimate (same fresh sketch Z) meets ``thr2``.
 
     Removing the pivots' contributions one at a time from the rank-k0 Schur complement costs
     O(n b^2) in all; the estimate at rank k is the one that already met ``thr2``.
     """
-    R = Z - be.matmul(L[:, :k0], U12[:k0, :]) if k0 else Z
+    R = Z - be.matmul(Lt[:k0, :].T, U12[:k0, :]) if k0 else Z
     R = xp.take(R, perm[k0:], axis=0)
-    Lb = xp.take(L[:, k0:k], perm[k0:], axis=0)
+    Lb = xp.take(Lt[k0:k, :], perm[k0:], axis=1).T
     for j in range(1, k - k0 + 1):
         R = R - Lb[:, j - 1 : j] * U12[k0 + j - 1 : k0 + j, :]
         e2 = sqnorm(xp, R[j:, :])
