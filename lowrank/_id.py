@@ -10,19 +10,20 @@ without touching the front end. Everything here is plain array-API code on ``xp`
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Callable
+from typing import Any
 
 from ._linalg import (
     assemble_interp,
-    identity_at,
     count,
-    skeleton_qr,
     ctranspose,
     eps,
+    identity_at,
     relative,
     row_sqnorms,
+    skeleton_qr,
     solve_upper,
     sqnorm,
 )
@@ -94,7 +95,7 @@ class SketchLUPP:
     sketching = True
 
     def fixed(self, P: Problem, k: int) -> Skeleton:
-        xp, be = P.xp, P.be
+        be = P.be
         Y = P.sketch_rows(min(k + P.oversample, P.m))
         LU, perm = be.lu(Y.T)  # n x l: the first k row pivots are the skeleton columns
 
@@ -104,7 +105,6 @@ class SketchLUPP:
                 LU[:j, :j], LU[j:, :j].T, lower=True, unit_diagonal=True, transpose=True
             )
 
-        del xp
         return Skeleton(perm, k, sketch_T, None, Y)
 
     def adaptive(self, P: Problem, tol: float) -> Skeleton:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._linalg import count, ctranspose, real_dtype, relative, row_sqnorms, sqnorm
+from ._linalg import count, ctranspose, real_dtype, relative, row_sqnorms
 
 
 def _gaussian(P, shape):
