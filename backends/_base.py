@@ -41,6 +41,10 @@ class Backend:
         """Reduced QR: ``a = Q @ R`` with Q m x K, R K x n, K = min(m, n)."""
         raise NotImplementedError
 
+    def qr_r(self, a):
+        """Only the R factor (K x n) of the reduced QR; backends may skip forming Q."""
+        return self.qr(a)[1]
+
     def qr_pivoted(self, a):
         """Column-pivoted QR (geqp3): returns ``R`` (K x n, upper) and ``perm`` with ``a[:, perm] = Q R``."""
         raise NotImplementedError

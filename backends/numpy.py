@@ -97,6 +97,13 @@ class NumpyBackend(Backend):
     def qr(self, a):
         return _scipy_qr(a, mode="economic", check_finite=False)
 
+    def qr_r(self, a):
+        (geqrf,) = lapack.get_lapack_funcs(("geqrf",), (a,))
+        qr, _, _, info = geqrf(a)
+        if info < 0:
+            raise RuntimeError(f"LAPACK geqrf rejected argument {-info}")
+        return np.triu(qr[: min(a.shape)])
+
     def qr_pivoted(self, a):
         (geqp3,) = lapack.get_lapack_funcs(("geqp3",), (a,))
         qr, jpvt, _, _, info = geqp3(a)

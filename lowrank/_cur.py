@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._linalg import ctranspose, is_regular_upper, relative, solve_upper, sqnorm
+from ._linalg import ctranspose, eps, is_regular_upper, relative_from_difference, solve_upper, sqnorm
 
 CORES = ("optimal", "cross", "id")
 
@@ -33,7 +33,7 @@ def core_matrix(P, C, R, rows, cols, core, X=None):
             kept = sqnorm(xp, M)
         else:
             kept = sqnorm(xp, be.matmul(be.matmul(Rc, U), ctranspose(xp, Rr)))
-        return U, relative(P.normA2 - kept, P.normA2)
+        return U, relative_from_difference(P.normA2 - kept, P.normA2, eps(xp, A.dtype))
     if core == "cross":
         # U = A[I, J]^+ through its SVD, small singular values cut at k * eps * s_max.
         W = xp.take(xp.take(A, rows, axis=0), cols, axis=1)

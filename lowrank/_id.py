@@ -22,6 +22,7 @@ from ._linalg import (
     eps,
     identity_at,
     relative,
+    relative_from_difference,
     row_sqnorms,
     skeleton_qr,
     solve_upper,
@@ -359,7 +360,7 @@ def _optimal(P: Problem, sk: Skeleton, tol):
             return None
     else:
         k = sk.k
-    error = relative(float(err2[k]), P.normA2)
+    error = relative_from_difference(float(err2[k]), P.normA2, eps(xp, P.A.dtype))
     X = identity_at(xp, solve_upper(be, xp, R[:k, :k], B[:k, :]), sk.perm[:k])
     return k, X, error
 

@@ -89,6 +89,18 @@ def identity_at(xp, X, skeleton):
     return xp.where(xp.any(hit, axis=0)[None, :], xp.astype(hit, X.dtype), X)
 
 
+#: Rounding level of ``||A||^2 - ||kept||^2`` in units of ``eps ||A||^2`` (both sums are accurate
+#: to a few eps relative, whatever their length, in BLAS's blocked summation).
+DIFFERENCE_ROUNDING = 16.0
+
+
+def relative_from_difference(err2: float, total2: float, eps_: float) -> float:
+    """Relative error from ``err2 = ||A||^2 - ||kept||^2``, a difference that rounding resolves only
+    down to ``DIFFERENCE_ROUNDING * eps * ||A||^2``: below that level the level itself is returned,
+    an upper bound (about 6e-8 in float64, 1e-3 in float32) instead of a meaningless small number."""
+    return relative(max(err2, DIFFERENCE_ROUNDING * eps_ * total2), total2)
+
+
 def relative(err2: float, total2: float) -> float:
     """``sqrt(err2 / total2)``, 0 for a zero matrix, clamped at 0 against rounding."""
     if total2 <= 0.0:
@@ -112,7 +124,7 @@ def skeleton_qr(be, xp, C, YS=None):
     solves. If any Cholesky factor fails (numerically rank-deficient skeleton), Householder QR.
     """
     if YS is not None and YS.shape[0] >= YS.shape[1]:
-        Rs = be.qr(YS)[1]
+        Rs = be.qr_r(YS)
         if is_regular_upper(xp, Rs):
             W, R = right_solve_upper(be, Rs, C), Rs
             for _ in range(2):

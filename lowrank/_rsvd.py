@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._linalg import count, ctranspose, real_dtype, relative, row_sqnorms
+from ._linalg import count, ctranspose, eps, real_dtype, relative, relative_from_difference, row_sqnorms
 
 
 def _gaussian(P, shape):
@@ -42,7 +42,7 @@ def rsvd_fixed(P, k, n_iter):
     U = be.matmul(Q, Ub[:, :k])
     S, Vh = S[:k], Vh[:k, :]
     # U diag(S) Vh = U U^H A, a projection of A: the error follows from the kept energy.
-    error = relative(P.normA2 - float(xp.sum(S * S)), P.normA2)
+    error = relative_from_difference(P.normA2 - float(xp.sum(S * S)), P.normA2, eps(xp, A.dtype))
     return U, S, Vh, k, error
 
 
@@ -83,5 +83,5 @@ def rsvd_adaptive(P, tol, n_iter):
     tail = xp.flip(xp.cumulative_sum(xp.flip(S * S, axis=0)), axis=0)  # tail[j] = sum_{i>=j} S_i^2
     tail = xp.concat([tail, xp.zeros(1, dtype=tail.dtype, device=tail.device)])
     k = min(count(xp, tail + resid > thr), K)
-    error = relative(resid + float(tail[k]), total)
+    error = relative_from_difference(resid + float(tail[k]), total, eps(xp, A.dtype))
     return be.matmul(Q, Ub[:, :k]), S[:k], Vh[:k, :], k, error
