@@ -1,0 +1,390 @@
+"""The command line: ``python -m lowrank COMMAND [options]`` (also the ``lowrank`` script).
+
+Each command is one ``_add_<name>(subparsers)`` function that registers its subparser and sets
+``func`` to the function that runs it; :data:`COMMANDS` lists them, so a new command (``bench``,
+``batch``, ...) is one more function and one more entry, and ``main`` never changes.
+
+The small helpers here (spectra, timing, thread pools, tables) are shared with the scripts in
+``bench/``, which import them from this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+__all__ = ["main", "build_parser"]
+
+#: Singular-value profiles offered on the command line: those of :func:`lowrank.testing.spectrum`
+#: plus ``"fast"``, ``sigma_i = 10^(-i/33)`` (1e-6 is reached near i = 200).
+SPECTRA = ("exp10", "fast", "exp", "poly1", "poly05", "full")
+
+SPECTRUM_HELP = {
+    "exp10": "10^(-10 i / r)",
+    "fast": "10^(-i / 33)",
+    "exp": "100 ones, then 0.8^j, floored at 1e-5",
+    "poly1": "1/j, floored at 1e-5",
+    "poly05": "j^(-1/2), floored at 1e-5",
+    "full": "10^(-16 (i-1) / (r-1))",
+}
+
+METHODS = ("lupp", "cpqr", "qr")
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared helpers (also used by bench/)
+
+
+def spectrum_values(kind: str, r: int):
+    """Singular values ``sigma_1 >= ... >= sigma_r`` of the named profile (see :data:`SPECTRA`)."""
+    import numpy as np
+
+    from .testing import spectrum
+
+    if kind == "fast":
+        return 10.0 ** (-np.arange(1, r + 1, dtype=np.float64) / 33.0)
+    return spectrum(kind, r)
+
+
+def optimal_error(s, k: int) -> float:
+    """The best relative Frobenius error of any rank-k approximation: ``||s[k:]|| / ||s||``."""
+    import numpy as np
+
+    s = np.asarray(s, dtype=np.float64)
+    return float(np.linalg.norm(s[k:]) / np.linalg.norm(s))
+
+
+def _numpy_blas_controller():
+    """threadpoolctl controller of NumPy's own BLAS library, or None.
+
+    None when threadpoolctl is missing, or when NumPy's BLAS is not a library of its own (e.g. a
+    conda build where NumPy and SciPy share one MKL or OpenBLAS: pinning it would pin SciPy too).
+    """
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    import numpy as np
+    import scipy.linalg  # noqa: F401  (loads SciPy's BLAS so the controller sees it)
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(np.__file__)))
+    numpy_dirs = (os.path.join(root, "numpy") + os.sep, os.path.join(root, "numpy.libs") + os.sep)
+    ctl = ThreadpoolController()
+    blas = [i for i in ctl.info() if i.get("user_api") == "blas"]
+    own = [i["filepath"] for i in blas if i["filepath"].startswith(numpy_dirs)]
+    if not own or len(own) == len(blas):
+        return None
+    return ctl.select(filepath=own)
+
+
+def numpy_blas_pinned(threads: int | None = 1):
+    """Context manager: NumPy's own BLAS thread pool limited to ``threads`` (None: untouched).
+
+    NumPy's and SciPy's wheels each load their own OpenBLAS. Code that alternates between them
+    (SciPy's ``interpolative`` does) makes the idle pool's threads spin against the busy one;
+    seen here: ``interp_decomp(A, 200)`` on 2000 x 2000 took 1.8 s or 5 s from run to run with
+    both pools at 2 threads, a steady 1.9 s with NumPy's pool at 1 thread. lowrank runs its BLAS in
+    SciPy's library only, so this pin does not slow it. A no-op where it cannot apply.
+    """
+    if threads is None:
+        return contextlib.nullcontext("untouched")
+    ctl = _numpy_blas_controller()
+    if ctl is None:
+        return contextlib.nullcontext("untouched (no separate NumPy BLAS, or no threadpoolctl)")
+    return _pinned(ctl, threads)
+
+
+@contextlib.contextmanager
+def _pinned(ctl, threads):
+    with ctl.limit(limits=threads):
+        yield f"NumPy's BLAS pinned to {threads} thread(s)"
+
+
+def blas_summary() -> str:
+    """One line per BLAS library loaded (threadpoolctl), or a note that threadpoolctl is missing."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "BLAS: (threadpoolctl not installed)"
+    import numpy  # noqa: F401
+    import scipy.linalg  # noqa: F401
+
+    lines = []
+    for i in threadpool_info():
+        lines.append(
+            f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')}, "
+            f"{i.get('num_threads')} threads, {i.get('threading_layer', '?')}): {i.get('filepath')}"
+        )
+    return "\n".join(lines) if lines else "BLAS: none reported by threadpoolctl"
+
+
+def time_call(fn: Callable[[], object], repeats: int = 3, slow: float = 1.0, warmup: bool = True):
+    """Run ``fn`` and return ``(median seconds, all timed seconds, last result)``.
+
+    The first call is a warm-up. If it took longer than ``slow`` seconds it is the only run and its
+    time is reported (warming up barely matters there); otherwise ``repeats`` more calls are timed.
+    ``warmup=False`` times the first call too (and still stops after it when it is slow).
+    """
+    t0 = time.perf_counter()
+    out = fn()
+    first = time.perf_counter() - t0
+    if first > slow or repeats < 1:
+        return first, [first], out
+    times = [] if warmup else [first]
+    while len(times) < repeats:
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), times, out
+
+
+def fmt_num(x, spec: str = ".2e") -> str:
+    """Format a number, or ``-`` for None/NaN."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return format(x, spec)
+
+
+def fmt_time(t) -> str:
+    """Seconds with three significant digits (``0.0532``, ``1.87``, ``62.3``), or ``-``."""
+    if t is None or (isinstance(t, float) and math.isnan(t)):
+        return "-"
+    return f"{t:.3g}" if t < 100 else f"{t:.0f}"
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool = False):
+    """A plain-text (aligned columns) or markdown table of strings; numbers right-aligned."""
+    table = [list(headers)] + [list(r) for r in rows]
+    widths = [max(len(r[j]) for r in table) for j in range(len(headers))]
+
+    def numeric(j):
+        vals = [r[j] for r in rows if r[j] not in ("-", "")]
+        return bool(vals) and all(_looks_numeric(v) for v in vals)
+
+    right = [numeric(j) for j in range(len(headers))]
+
+    def line(cells):
+        out = [c.rjust(w) if r else c.ljust(w)
+               for c, w, r in zip(cells, widths, right, strict=True)]
+        return ("| " + " | ".join(out) + " |") if markdown else "  ".join(out).rstrip()
+
+    text = [line(headers)]
+    if markdown:
+        text.append("|" + "|".join(("-" * (w + 1) + ":") if r else ("-" * (w + 2))
+                                   for w, r in zip(widths, right, strict=True)) + "|")
+    else:
+        text.append("  ".join("-" * w for w in widths))
+    text += [line(r) for r in rows]
+    return "\n".join(text)
+
+
+def _looks_numeric(s: str) -> bool:
+    try:
+        float(s.rstrip("x"))
+    except ValueError:
+        return False
+    return True
+
+
+def scipy_interp_decomp(A, eps_or_k, seed):
+    """``scipy.linalg.interpolative.interp_decomp`` with ``rng=seed`` where SciPy takes one."""
+    import inspect
+
+    import scipy.linalg.interpolative as sli
+
+    if "rng" in inspect.signature(sli.interp_decomp).parameters:
+        return sli.interp_decomp(A, eps_or_k, rng=seed)
+    return sli.interp_decomp(A, eps_or_k)  # older SciPy: global NumPy random state
+
+
+def scipy_reconstruct(A, idx, proj, k):
+    """SciPy's rank-k approximation ``A[:, idx[:k]] @ [I, proj][:, argsort(idx)]``."""
+    import scipy.linalg.interpolative as sli
+
+    return sli.reconstruct_matrix_from_id(A[:, idx[:k]], idx, proj)
+
+
+# ---------------------------------------------------------------------------------------------
+# demo
+
+
+def _add_demo(sub) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="decompose a built-in test matrix with every method; compare with SciPy",
+        description=(
+            "Build an M x N test matrix with Haar singular vectors and a chosen spectrum "
+            "(lowrank.testing.matrix_with_spectrum), compute its column ID with each method "
+            "(lupp, cpqr, qr) in fixed-rank mode (--rank) and in tolerance mode (--tol), and "
+            "the same with scipy.linalg.interpolative.interp_decomp; print one table: rank, true "
+            "relative Frobenius error (from the reconstruction) and its ratio to the best "
+            "rank-k error, the error the method returned, time, and speed-up over SciPy."
+        ),
+        epilog=(
+            "In tolerance mode lowrank's --tol bounds the relative Frobenius error; SciPy's eps "
+            "is a relative precision of its own pivoted QR, so the two may stop at different "
+            "ranks. Times are medians of --repeats runs after a warm-up run (one run if the "
+            "warm-up takes over 1 s). Example: python -m lowrank demo --size 3000 2000 "
+            "--rank 200 --tol 1e-6"
+        ),
+    )
+    p.add_argument("--size", nargs=2, type=int, default=(1500, 1000), metavar=("M", "N"),
+                   help="matrix shape (default: 1500 1000)")
+    p.add_argument("--rank", type=int, default=100, metavar="K",
+                   help="rank for fixed-rank mode (default: 100)")
+    p.add_argument("--tol", type=float, default=1e-4, metavar="T",
+                   help="relative tolerance for tolerance mode (default: 1e-4)")
+    p.add_argument("--spectrum", choices=SPECTRA, default="exp10",
+                   help="singular values sigma_i, i = 1..min(M, N): "
+                        + "; ".join(f"{k}: {v}" for k, v in SPECTRUM_HELP.items())
+                        + " (default: exp10, slowly decaying)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the test matrix and of every method's rng (default: 0)")
+    p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
+                   metavar="METHOD", help="lowrank methods to run: lupp cpqr qr (default: all)")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="timed runs per row after the warm-up (default: 3)")
+    p.add_argument("--no-scipy", action="store_true",
+                   help="skip scipy.linalg.interpolative (and the speed-up column)")
+    p.set_defaults(func=run_demo)
+
+
+def run_demo(args) -> int:
+    m, n = args.size
+    if m < 2 or n < 2:
+        return _fail(f"--size: M and N must be at least 2, got {m} {n}")
+    if not 1 <= args.rank <= min(m, n):
+        return _fail(f"--rank must be in [1, min(M, N)] = [1, {min(m, n)}], got {args.rank}")
+    if not 0 < args.tol < 1:
+        return _fail(f"--tol must be in (0, 1), got {args.tol}")
+    if args.repeats < 1:
+        return _fail(f"--repeats must be at least 1, got {args.repeats}")
+
+    import numpy as np
+
+    from ._api import column_id
+    from .testing import matrix_with_spectrum
+
+    r = min(m, n)
+    s = spectrum_values(args.spectrum, r)
+    A = matrix_with_spectrum(m, n, s, rng=args.seed)
+    normA = float(np.linalg.norm(s))
+    k, tol, seed = args.rank, args.tol, args.seed
+
+    # (library, method, mode, decompose, unpack): decompose() is what is timed; unpack(result)
+    # gives (rank, approximation, returned estimate) for the error check, outside the timing.
+    def lowrank_unpack(res):
+        return res.rank, res.reconstruct(A), res.error
+
+    cases = []
+    for meth in args.methods:
+        cases += [
+            ("lowrank", meth, "rank", lambda meth=meth: column_id(A, k, method=meth, rng=seed),
+             lowrank_unpack),
+            ("lowrank", meth, "tol", lambda meth=meth: column_id(A, tol=tol, method=meth, rng=seed),
+             lowrank_unpack),
+        ]
+    if not args.no_scipy:
+        cases += [
+            ("scipy", "interp_decomp", "rank", lambda: scipy_interp_decomp(A, k, seed),
+             lambda out: (k, scipy_reconstruct(A, *out, k), None)),
+            ("scipy", "interp_decomp", "tol", lambda: scipy_interp_decomp(A, tol, seed),
+             lambda out: (out[0], scipy_reconstruct(A, *out[1:], out[0]), None)),
+        ]
+
+    progress = sys.stderr.isatty()
+    results = []
+    with numpy_blas_pinned(1) as pin_note:
+        for lib, meth, mode, decompose, unpack in cases:
+            if progress:
+                print(f"  {lib} {meth} {mode} ...", file=sys.stderr, end="\r", flush=True)
+            t, _, out = time_call(decompose, repeats=args.repeats)
+            kk, approx, est = unpack(out)
+            err = float(np.linalg.norm(A - approx)) / normA
+            results.append((lib, meth, mode, kk, err, est, t))
+    if progress:
+        print(" " * 50, file=sys.stderr, end="\r", flush=True)
+
+    scipy_time = {mode: t for lib, _, mode, *_, t in results if lib == "scipy"}
+    rows = []
+    for lib, meth, mode, kk, err, est, t in results:
+        opt = optimal_error(s, kk)
+        ratio = err / opt if opt > 0 else math.nan
+        speed = scipy_time[mode] / t if mode in scipy_time and lib != "scipy" else None
+        rows.append([
+            f"{lib} {meth}", "fixed rank" if mode == "rank" else "tolerance", str(kk),
+            fmt_num(err), fmt_num(ratio, ".2f"), fmt_num(est), fmt_time(t),
+            "-" if speed is None else f"{speed:.1f}x",
+        ])
+    headers = ["method", "mode", "rank", "rel F-err", "err/best", "estimate", "time (s)",
+               "vs SciPy"]
+    if args.no_scipy:
+        headers, rows = headers[:-1], [row[:-1] for row in rows]
+
+    print(f"lowrank demo: column ID of a {m} x {n} float64 matrix, Haar singular vectors, "
+          f"sigma_i = {SPECTRUM_HELP[args.spectrum]} ({args.spectrum}), seed {seed}")
+    print(f"fixed rank k = {k} (best possible rel F-err {optimal_error(s, k):.2e}); "
+          f"tolerance {tol:g}")
+    print(f"time: median of {args.repeats} run(s) after a warm-up (one run when over 1 s); "
+          f"{pin_note}; {os.cpu_count()} CPUs")
+    print()
+    print(format_table(headers, rows))
+    print()
+    print("rel F-err: ||A - A_k||_F / ||A||_F from the reconstruction; err/best: that over the best "
+          "rank-k error ||sigma[k:]|| / ||sigma||;\nestimate: the error the method returned "
+          "(SciPy returns none). In tolerance mode lowrank bounds the relative Frobenius error by "
+          "tol;\nSciPy's eps is a relative precision of its own pivoted QR, so the ranks (and the "
+          "work) can differ.")
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(f"lowrank: error: {message}", file=sys.stderr)
+    return 2
+
+
+# ---------------------------------------------------------------------------------------------
+# The parser and the entry point
+
+#: Registration functions of the subcommands, in the order ``--help`` lists them.
+COMMANDS = (_add_demo,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="lowrank",
+        description=(
+            "Randomized low-rank decompositions (interpolative decomposition, CUR, randomized "
+            "SVD) from the command line. Run 'lowrank COMMAND --help' for a command's options."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"lowrank {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors: argparse's own status
+        return exc.code if isinstance(exc.code, int) else 2
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("lowrank: interrupted", file=sys.stderr)
+        return 130
