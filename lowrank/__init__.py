@@ -10,16 +10,32 @@ One array-API front end: NumPy arrays run on LAPACK through SciPy; any other arr
 True
 """
 
-import os as _os
+def _adopt_source_folders():
+    """The wheel installs the repository's top-level ``backends/`` and ``kernels/`` folders as
+    ``lowrank.backends`` and ``lowrank.kernels``. Run from a source checkout (``python -m lowrank``
+    in the repository root) they sit beside this package instead: load them under those names."""
+    import importlib.util
+    import os
+    import sys
 
-# The wheel installs the repository's top-level ``backends/`` and ``kernels/`` folders as
-# ``lowrank.backends`` and ``lowrank.kernels``. Run from a source checkout (``python -m lowrank``
-# in the repository root), they sit beside this package instead: let the package find them there.
-_here = _os.path.dirname(__file__)
-if not _os.path.isdir(_os.path.join(_here, "backends")) and _os.path.isfile(
-    _os.path.join(_here, _os.pardir, "backends", "__init__.py")
-):
-    __path__.append(_os.path.join(_here, _os.pardir))  # noqa: F821 (the package's own __path__)
+    here = os.path.dirname(__file__)
+    for name in ("backends", "kernels"):
+        folder = os.path.join(here, os.pardir, name)
+        full = f"{__name__}.{name}"
+        if os.path.isdir(os.path.join(here, name)) or full in sys.modules:
+            continue
+        init = os.path.join(folder, "__init__.py")
+        if os.path.isfile(init):
+            spec = importlib.util.spec_from_file_location(
+                full, init, submodule_search_locations=[folder]
+            )
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[full] = module
+            spec.loader.exec_module(module)
+            globals()[name] = module
+
+
+_adopt_source_folders()
 
 from ._api import column_id, cur, row_id, rsvd  # noqa: E402
 from ._results import CURResult, IDResult, SVDResult  # noqa: E402
