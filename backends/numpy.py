@@ -31,7 +31,7 @@ def _as_fortran_operand(a):
 
 def ipiv_to_perm(ipiv, m):
     """LAPACK's row interchanges (0-based, as SciPy returns them) to a permutation vector."""
-    perm = np.arange(m)
+    perm = np.arange(m, dtype=np.int64)
     for i, p in enumerate(ipiv.tolist()):
         if p != i:
             perm[i], perm[p] = perm[p], perm[i]
@@ -110,7 +110,7 @@ class NumpyBackend(Backend):
         if info < 0:
             raise RuntimeError(f"LAPACK geqp3 rejected argument {-info}")
         k = min(a.shape)
-        return np.triu(qr[:k]), jpvt - 1
+        return np.triu(qr[:k]), (jpvt - 1).astype(np.int64)
 
     def lu(self, a):
         (getrf,) = lapack.get_lapack_funcs(("getrf",), (a,))

@@ -131,25 +131,45 @@ class SketchCPQR:
         return self._skeleton(P, P.sketch_rows(min(k + P.oversample, P.m)), k)[0]
 
     def adaptive(self, P: Problem, tol: float) -> Skeleton:
-        """Grow a sketch by doubling until its pivoted QR meets ``tol`` with ``oversample`` rows
-        to spare; the rank is the first j with ``||R[j:, j:]||_F <= tol ||R||_F`` (the sketched
-        residual of the ID, an estimate of its Frobenius error)."""
-        xp = P.xp
-        p = P.oversample
-        l = min(P.m, max(2 * P.block_size, p + 1))
+        """Read the rank off the pivoted QR of a sketch, then check it on a fresh sketch.
+
+        The rank j is the first with ``||R[j:, j:]||_F <= t ||R||_F``, the sketched residual of the
+        ID, with ``oversample`` sketch rows to spare (the sketch doubles until there are). That
+        residual is biased low (the pivots were chosen on the same sketch), so the ID's error is
+        then estimated without bias on a fresh block of ``block_size`` sketch rows, as in the
+        blocked LUPP; while that estimate misses ``tol``, the threshold t tightens and the block
+        joins the sketch.
+        """
+        xp, be = P.xp, P.be
+        p, b, kmax = P.oversample, P.block_size, min(P.m, P.n)
+        thr2 = tol**2 * P.normA2
+        l0 = l = min(P.m, max(2 * b, p + 1))
         Y = P.sketch_rows(l)
+        t = tol
         while True:
             sk, R = self._skeleton(P, Y, 0)
             tails = _tails(xp, row_sqnorms(xp, R))
-            j = count(xp, tails > tol**2 * tails[0])
-            if j + p <= l or l >= P.m:
-                sk.k = min(j, P.n)
-                sk.estimate = relative(float(tails[sk.k]), float(tails[0]))
-                sk.candidates = min(sk.k + p, R.shape[0])
+            j = count(xp, tails > t**2 * tails[0])
+            if j + p > l and l < P.m:  # too few rows to trust: double the sketch
+                extra = min(l, P.m - l)
+                Y = xp.concat([Y, P.sketch_rows(extra) * math.sqrt(extra / l0)], axis=0)
+                l += extra
+                continue
+            Z = P.sketch_rows(b)  # fresh: independent of the pivots and the interpolation
+            E = xp.take(Z, sk.perm[j:], axis=1) - be.matmul(
+                xp.take(Z, sk.perm[:j], axis=1), sk.sketch_T(j)
+            )
+            est2 = sqnorm(xp, E)
+            if est2 <= thr2 or j >= kmax or not math.isfinite(est2):  # (NaN only unchecked input)
+                sk.k = j
+                sk.estimate = relative(est2, P.normA2)
+                sk.candidates = min(j + p, R.shape[0])
                 return sk
-            extra = min(l, P.m - l)
-            Y = xp.concat([Y, P.sketch_rows(extra) * math.sqrt(extra / l)], axis=0)
-            l += extra
+            t *= min(0.5, math.sqrt(thr2 / est2))
+            if l < P.m:
+                extra = min(b, P.m - l)
+                Y = xp.concat([Y, Z[:extra, :] * math.sqrt(b / l0)], axis=0)
+                l += extra
 
 
 class PivotedQR:

@@ -62,12 +62,17 @@ def solve_upper(be, xp, R, B):
         return B
     if is_regular_upper(xp, R):
         return be.solve_triangular(R, B, lower=False)
-    U, S, Vh = be.svd(R)
+    return pinv_apply(be, xp, R, B, k * eps(xp, R.dtype))
+
+
+def pinv_apply(be, xp, M, B, rcond):
+    """``M^+ B`` for a small square M through its SVD, singular values at or below
+    ``rcond * s_max`` treated as zero (a truncated pseudo-inverse; bounded, never NaN)."""
+    U, S, Vh = be.svd(M)
     smax = float(S[0]) if S.shape[0] else 0.0
-    cutoff = max(k, 1) * eps(xp, R.dtype) * smax
-    keep = S > cutoff
+    keep = S > rcond * smax
     inv = xp.where(keep, 1.0 / xp.where(keep, S, xp.ones_like(S)), xp.zeros_like(S))
-    inv = xp.astype(inv, R.dtype)
+    inv = xp.astype(inv, M.dtype)
     return be.matmul(ctranspose(xp, Vh), inv[:, None] * be.matmul(ctranspose(xp, U), B))
 
 

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from ._linalg import count, ctranspose, eps, real_dtype, relative, relative_from_difference, row_sqnorms
+from ._linalg import (
+    DIFFERENCE_ROUNDING,
+    count,
+    ctranspose,
+    eps,
+    real_dtype,
+    relative,
+    relative_from_difference,
+    row_sqnorms,
+)
 
 
 def _gaussian(P, shape):
@@ -53,7 +62,10 @@ def rsvd_adaptive(P, tol, n_iter):
     xp, be, A = P.xp, P.be, P.A
     kmax = min(P.m, P.n)
     total = P.normA2
-    thr = tol**2 * total
+    # The tracked residual ||A||^2 - ||B||^2 is a difference: it cannot resolve errors below its
+    # rounding level, so a tolerance under that level stops there (the error reported is then
+    # that level, an upper bound) instead of running on to full rank.
+    thr = max(tol**2, DIFFERENCE_ROUNDING * eps(xp, A.dtype)) * total
     resid = total
     Qs, Bs = [], []
     Q = B = None

@@ -1,0 +1,54 @@
+"""Shared fixtures: backends (array libraries), dtypes, BLAS threads and Hypothesis profiles.
+
+The suite runs against the *installed* ``lowrank`` package (CI builds and installs the wheel);
+``tests/`` has no ``__init__.py`` so pytest never puts the repository root on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from _util import Backend
+from hypothesis import HealthCheck, settings
+from threadpoolctl import threadpool_limits
+
+# -- Hypothesis -------------------------------------------------------------------------------
+# "ci" (default): derandomized, so a run is reproducible and CI never flakes on a lucky draw;
+# "explore": fresh random examples, 10 x as many (HYPOTHESIS_PROFILE=explore pytest ...).
+_common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True)
+settings.register_profile("ci", derandomize=True, **_common)
+settings.register_profile("explore", derandomize=False, **_common)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# -- BLAS threads -----------------------------------------------------------------------------
+@pytest.fixture(scope="session", autouse=True)
+def _one_blas_thread():
+    """One BLAS thread for the whole run.
+
+    NumPy and SciPy each load their own OpenBLAS with its own thread pool; on the 2-core test
+    machine LAPACK's ``geqp3`` on a 300 x 200 matrix took 0.6 s with two threads against 2 ms
+    with one (oversubscribed pools spinning). The test matrices are small, so threads buy
+    nothing; every numerical check allows for rounding, so none depends on the thread count.
+    """
+    with threadpool_limits(limits=1):
+        yield
+
+
+# -- array libraries --------------------------------------------------------------------------
+BACKENDS = ("numpy", "array_api_strict")
+DTYPES = (np.float32, np.float64, np.complex64, np.complex128)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> Backend:
+    """The NumPy/SciPy backend (numpy arrays) or the generic one (array_api_strict arrays)."""
+    return Backend(request.param)
+
+
+@pytest.fixture(params=DTYPES, ids=lambda d: np.dtype(d).name)
+def dtype(request):
+    """The four supported floating dtypes."""
+    return np.dtype(request.param)
