@@ -1,0 +1,175 @@
+"""Randomized spectral-norm and numerical-rank estimation on operators applied to blocks.
+
+An *operator* applies ``A`` and ``A^H`` to blocks of vectors (``matmat``/``rmatmat``), so the same
+code serves an array of any array-API library (products through its backend) and a
+``scipy.sparse.linalg.LinearOperator`` (products through its ``matmat``/``rmatmat``, NumPy only).
+Every estimate works on blocks of vectors, never one vector at a time: a block costs one pass
+over ``A`` like a single vector does, and converges much faster.
+
+Private for now: :mod:`lowrank.interpolative` (the SciPy drop-in) is its user; a later issue
+exposes it natively.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ._linalg import count, ctranspose, real_dtype
+from ._sketch import sketch_rows
+
+#: Vectors per block of the power method: the Ritz value of a block of b vectors converges like
+#: ``(sigma_{b+1} / sigma_1)^(2 its)`` instead of ``(sigma_2 / sigma_1)^(2 its)``, at the same
+#: number of passes over A (a product with 4 vectors is memory-bound like one with 1).
+POWER_BLOCK = 4
+
+#: First sample size of the rank estimate (doubled until the rank leaves ``RANK_OVERSAMPLE``
+#: samples to spare).
+RANK_START = 32
+RANK_OVERSAMPLE = 10
+
+
+class ArrayOperator:
+    """A matrix of any array-API library as an operator (products through its backend ``be``)."""
+
+    def __init__(self, xp, be, A):
+        self.xp, self.be, self.A = xp, be, A
+        self.shape = tuple(A.shape)
+        self.dtype = A.dtype
+        self.device = A.device
+
+    def matmat(self, X):
+        return self.be.matmul(self.A, X)
+
+    def rmatmat(self, X):
+        # A^H X = (X^H A)^H: no conjugated copy of A.
+        xp = self.xp
+        return ctranspose(xp, self.be.matmul(ctranspose(xp, X), self.A))
+
+    def sketch_rows(self, rng, l, kind="gaussian"):
+        """``Omega @ A`` for a random l x m ``Omega`` with ``E[Omega^T Omega] = I``."""
+        return sketch_rows(self.be, self.xp, rng, self.A, l, kind)
+
+
+class DifferenceOperator:
+    """``A - B`` for two operators of one library, never formed."""
+
+    def __init__(self, A, B):
+        if A.shape != B.shape:
+            raise ValueError(f"dimension mismatch: A is {A.shape[0]} x {A.shape[1]}, "
+                             f"B is {B.shape[0]} x {B.shape[1]}")
+        self.A, self.B = A, B
+        self.xp, self.be, self.shape, self.device = A.xp, A.be, A.shape, A.device
+        self.dtype = A.xp.result_type(A.dtype, B.dtype)
+
+    def matmat(self, X):
+        return self.A.matmat(X) - self.B.matmat(X)
+
+    def rmatmat(self, X):
+        return self.A.rmatmat(X) - self.B.rmatmat(X)
+
+
+class LinearOperatorAdapter:
+    """A ``scipy.sparse.linalg.LinearOperator`` (NumPy) as an operator: blocks through its
+    ``matmat`` and ``rmatmat`` (which fall back to one ``matvec``/``rmatvec`` per column only when
+    the operator defines nothing better)."""
+
+    def __init__(self, op):
+        import numpy as np
+        from array_api_compat import numpy as np_compat
+
+        from .backends import backend_for
+
+        self.op = op
+        self.np = np
+        self.xp = np_compat
+        self.be = backend_for(np_compat)
+        self.shape = tuple(int(s) for s in op.shape)
+        self.dtype = np.dtype(op.dtype)
+        self.device = "cpu"
+
+    def _out(self, Y, rows):
+        Y = self.np.asarray(Y)
+        if Y.ndim == 1:
+            Y = Y.reshape(rows, -1)
+        return Y if Y.dtype == self.dtype else Y.astype(self.np.result_type(Y.dtype, self.dtype))
+
+    def matmat(self, X):
+        return self._out(self.op.matmat(X), self.shape[0])
+
+    def rmatmat(self, X):
+        return self._out(self.op.rmatmat(X), self.shape[1])
+
+    def sketch_rows(self, rng, l, kind="gaussian"):
+        """``Omega @ A = (A^H Omega^T)^H`` for a real Gaussian l x m ``Omega`` (one ``rmatmat``)."""
+        m = self.shape[0]
+        omega = self.be.standard_normal(rng, (m, l), self.np.float64) * (1.0 / math.sqrt(l))
+        return ctranspose(self.xp, self.rmatmat(omega.astype(self.dtype, copy=False)))
+
+    def rows(self):
+        """A itself, m x n, from ``rmatmat`` of the identity (for small m)."""
+        eye = self.np.eye(self.shape[0], dtype=self.dtype)
+        return ctranspose(self.xp, self.rmatmat(eye))
+
+
+def gaussian_block(op, rng, rows, cols):
+    """A rows x cols block of i.i.d. N(0, 1) numbers in the operator's library and dtype."""
+    xp = op.xp
+    g = op.be.standard_normal(rng, (rows, cols), real_dtype(xp, op.dtype), device=op.device)
+    return xp.astype(g, op.dtype)
+
+
+def _orth(op, Y):
+    return op.be.qr(Y)[0]
+
+
+def _svdvals(op, M):
+    return op.be.svd(M)[1]
+
+
+def spectral_norm(op, its, rng, block=POWER_BLOCK) -> float:
+    """Estimate ``||A||_2`` by ``its`` steps of the randomized block power method on ``A^H A``.
+
+    Starts from a Gaussian block of ``min(block, m, n)`` vectors, orthonormalized by QR after each
+    step, and returns the largest singular value of ``A Q`` (a Rayleigh-Ritz value: never above
+    ``||A||_2``). With ``block >= min(m, n)`` it is exact; ``its = 0`` gives the crude estimate
+    from the random block itself.
+    """
+    m, n = op.shape
+    if m == 0 or n == 0:
+        return 0.0
+    b = max(1, min(block, m, n))
+    Q = _orth(op, gaussian_block(op, rng, n, b))
+    for _ in range(max(int(its), 0)):
+        Q = _orth(op, op.rmatmat(op.matmat(Q)))
+    return float(_svdvals(op, op.matmat(Q))[0])
+
+
+def numerical_rank(op, eps, rng, n_iter=1) -> int:
+    """Estimate the number of singular values of A above ``eps * ||A||_2``.
+
+    Randomized range finder: ``Q = orth((A A^H)^q A G)`` for a Gaussian n x l block G (``q =
+    n_iter`` re-orthonormalized power steps), then the singular values of the l x n matrix
+    ``Q^H A``, which interlace from below with A's and match them closely for the leading ones.
+    The count is kept once it leaves ``RANK_OVERSAMPLE`` samples to spare; otherwise l doubles
+    (``RANK_START``, 64, ... up to ``min(m, n)``, where the count is exact). A zero matrix has
+    rank 0.
+    """
+    m, n = op.shape
+    kmax = min(m, n)
+    if kmax == 0:
+        return 0
+    l = min(kmax, RANK_START)
+    while True:
+        Y = op.matmat(gaussian_block(op, rng, n, l))
+        for _ in range(n_iter):
+            Y = op.matmat(_orth(op, op.rmatmat(_orth(op, Y))))
+        s = _svdvals(op, op.rmatmat(_orth(op, Y)))  # singular values of Q^H A (via A^H Q)
+        smax = float(s[0])
+        if not math.isfinite(smax):
+            raise ValueError("A must not contain NaN or Inf")
+        if smax == 0.0:
+            return 0
+        r = count(op.xp, s > eps * smax)
+        if l == kmax or r <= l - RANK_OVERSAMPLE:
+            return r
+        l = min(kmax, 2 * l)
