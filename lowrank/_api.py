@@ -120,11 +120,9 @@ def column_id(A, rank=None, *, tol=None, method="lupp", interp="optimal", sketch
     >>> res.rank <= 25, bool(res.error <= 1e-6)
     (True, True)
     """
-    P, rank, tol = _problem(A, rank, tol, sketch=sketch, oversample=oversample,
-                            block_size=block_size, rng=rng, check_finite=check_finite)
-    m = _method_and_interp(method, interp)
-    skeleton, X, k, error = _id.column_id(P, m, rank, tol, interp)
-    return IDResult(skeleton, X, k, error, 1)
+    return _interpolative(A, rank, tol, method, interp, axis=1, sketch=sketch,
+                          oversample=oversample, block_size=block_size, rng=rng,
+                          check_finite=check_finite)
 
 
 def row_id(A, rank=None, *, tol=None, method="lupp", interp="optimal", sketch="gaussian",
@@ -147,12 +145,16 @@ def row_id(A, rank=None, *, tol=None, method="lupp", interp="optimal", sketch="g
     >>> bool(np.allclose(res.interp[res.skeleton], np.eye(20)))
     True
     """
-    P, rank, tol = _problem(A, rank, tol, sketch=sketch, oversample=oversample,
-                            block_size=block_size, rng=rng, check_finite=check_finite,
-                            transpose=True)
-    m = _method_and_interp(method, interp)
-    skeleton, X, k, error = _id.column_id(P, m, rank, tol, interp)
-    return IDResult(skeleton, X.T, k, error, 0)
+    return _interpolative(A, rank, tol, method, interp, axis=0, sketch=sketch,
+                          oversample=oversample, block_size=block_size, rng=rng,
+                          check_finite=check_finite)
+
+
+def _interpolative(A, rank, tol, method, interp, *, axis, **options):
+    """Column ID (``axis=1``) or row ID (``axis=0``, the column ID of ``A.T``)."""
+    P, rank, tol = _problem(A, rank, tol, transpose=axis == 0, **options)
+    skeleton, X, k, error = _id.column_id(P, _method_and_interp(method, interp), rank, tol, interp)
+    return IDResult(skeleton, X if axis == 1 else X.T, k, error, axis)
 
 
 def cur(A, rank=None, *, tol=None, method="lupp", core="optimal", sketch="gaussian",

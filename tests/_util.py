@@ -157,3 +157,15 @@ class Backend:
         if self.name == "numpy":
             return isinstance(a, np.ndarray)
         return isinstance(a, _STRICT_ARRAY)
+
+
+#: Every valid (method, interp) pair of the column/row ID; method="qr" always interpolates optimally.
+COMBOS = [
+    ("lupp", "optimal"),
+    ("lupp", "sketch"),
+    ("lupp", "oversampled"),
+    ("cpqr", "optimal"),
+    ("cpqr", "sketch"),
+    ("cpqr", "oversampled"),
+    ("qr", "optimal"),
+]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _util import (
+    COMBOS,
     error_rounding,
     id_worst_case,
     optimal_rank,
@@ -25,16 +26,6 @@ from _util import (
 import lowrank
 from lowrank.testing import gaussian_mixture, hilbert, kahan, matrix_with_spectrum, snn, spectrum
 
-#: Every valid (method, interp) pair; method="qr" always interpolates optimally.
-COMBOS = [
-    ("lupp", "optimal"),
-    ("lupp", "sketch"),
-    ("lupp", "oversampled"),
-    ("cpqr", "optimal"),
-    ("cpqr", "sketch"),
-    ("cpqr", "oversampled"),
-    ("qr", "optimal"),
-]
 COMBO_IDS = [f"{m}-{i}" for m, i in COMBOS]
 METHODS = ("lupp", "cpqr", "qr")
 

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 from _util import (
+    COMBOS,
     Backend,
     error_rounding,
     id_worst_case,
@@ -21,15 +22,6 @@ from hypothesis import strategies as st
 import lowrank
 from lowrank.testing import matrix_with_spectrum, spectrum
 
-COMBOS = [
-    ("lupp", "optimal"),
-    ("lupp", "sketch"),
-    ("lupp", "oversampled"),
-    ("cpqr", "optimal"),
-    ("cpqr", "sketch"),
-    ("cpqr", "oversampled"),
-    ("qr", "optimal"),
-]
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
 KINDS = ["exp", "exp10", "poly1", "poly05", "full"]
 BACKENDS = [Backend("numpy"), Backend("array_api_strict")]
