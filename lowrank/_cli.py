@@ -144,6 +144,54 @@ def time_call(fn: Callable[[], object], repeats: int = 3, slow: float = 1.0, war
     return statistics.median(times), times, out
 
 
+class CpuMeter:
+    """CPU time that *other* processes used while a block ran, in CPUs (Linux /proc/stat).
+
+    ``busy(system) - cpu(this process)`` over wall time: 0 on a quiet machine; 1.0 means one core
+    was busy elsewhere on average, and timings of that block are suspect.
+    """
+
+    def __init__(self):
+        self.waited = 0.0  # seconds spent waiting for quiet in this run
+        self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def _busy(self):
+        try:
+            with open("/proc/stat") as f:
+                v = [int(x) for x in f.readline().split()[1:]]
+        except OSError:
+            return None
+        idle = v[3] + (v[4] if len(v) > 4 else 0)
+        return (sum(v[:8]) - idle) / self.tick
+
+    def start(self):
+        t = os.times()
+        return self._busy(), t.user + t.system, time.perf_counter()
+
+    def others(self, start):
+        b0, c0, w0 = start
+        b1 = self._busy()
+        t = os.times()
+        wall = time.perf_counter() - w0
+        if b0 is None or b1 is None or wall <= 0:
+            return None
+        return max(0.0, ((b1 - b0) - (t.user + t.system - c0)) / wall)
+
+
+    def wait_quiet(self, threshold, max_wait, window=1.0):
+        """Sleep in ``window``-second steps until other processes use under ``threshold`` CPUs
+        (or ``max_wait`` seconds have passed); return the seconds waited."""
+        waited = 0.0
+        while waited + window <= max_wait:
+            start = self.start()
+            time.sleep(window)
+            waited += window
+            busy = self.others(start)
+            if busy is None or busy < threshold:
+                break
+        return waited
+
+
 def fmt_num(x, spec: str = ".2e") -> str:
     """Format a number, or ``-`` for None/NaN."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
@@ -300,6 +348,8 @@ def run_demo(args) -> int:
 
     progress = sys.stderr.isatty()
     results = []
+    meter = CpuMeter()
+    started = meter.start()
     with numpy_blas_pinned(1) as pin_note:
         for lib, meth, mode, decompose, unpack in cases:
             if progress:
@@ -308,6 +358,7 @@ def run_demo(args) -> int:
             kk, approx, est = unpack(out)
             err = float(np.linalg.norm(A - approx)) / normA
             results.append((lib, meth, mode, kk, err, est, t))
+    others = meter.others(started)
     if progress:
         print(" " * 50, file=sys.stderr, end="\r", flush=True)
 
@@ -333,6 +384,9 @@ def run_demo(args) -> int:
           f"tolerance {tol:g}")
     print(f"time: median of {args.repeats} run(s) after a warm-up (one run when over 1 s); "
           f"{pin_note}; {os.cpu_count()} CPUs")
+    if others is not None:
+        print(f"other processes used {others:.2f} CPUs on average meanwhile"
+              + (" (a busy machine: the times are not trustworthy)" if others >= 0.5 else ""))
     print()
     print(format_table(headers, rows))
     print()
