@@ -37,6 +37,7 @@ def _adopt_source_folders():
 
 _adopt_source_folders()
 
+from . import _rbrp  # noqa: E402,F401  (registers the random-pivoting methods)
 from ._api import column_id, cur, row_id, rsvd  # noqa: E402
 from ._results import CURResult, IDResult, SVDResult  # noqa: E402
 
