@@ -4,12 +4,14 @@ Products, QR and SVD use the standard's ``linalg`` extension, so large work stay
 library. What the standard has no way to express runs on small host copies (NumPy/SciPy), moved by
 DLPack: the pivot search of LU and of column-pivoted QR (only ever applied to sketches, O(l x n)),
 random numbers (drawn with NumPy and moved over; the Gaussian sketch matrix is l x m), weighted
-sampling, and the sparse-sign pattern (applied as a dense matrix here). The library must therefore
-export its arrays to the host through DLPack (``array_api_strict``, PyTorch on CPU, ...).
+sampling, and the sparse-sign pattern (applied as a dense matrix here). Host arrays are read through
+DLPack, device arrays (CuPy, CUDA PyTorch) through ``array_api_compat.to_device(x, "cpu")``; a
+dedicated backend (the CuPy one) avoids these transfers.
 """
 
 from __future__ import annotations
 
+import array_api_compat
 import numpy as np
 
 from ._base import Backend
@@ -29,13 +31,18 @@ class GenericBackend(Backend):
     # -- moving small arrays between the host and xp ----------------------------------------------
     @staticmethod
     def to_host(a):
-        return np.from_dlpack(a)
+        """A NumPy view or copy of ``a``: DLPack for host memory, a device-to-host copy otherwise."""
+        try:
+            return np.from_dlpack(a)
+        except (BufferError, RuntimeError, TypeError, ValueError):  # device memory (CuPy, CUDA torch)
+            return np.asarray(array_api_compat.to_device(a, "cpu"))
 
     def from_host(self, a, like=None):
+        """A NumPy array as an array of ``xp``, on the device of ``like`` when given."""
         a = np.ascontiguousarray(a)
         if like is not None:
-            return self.xp.asarray(self.xp.from_dlpack(a), device=like.device)
-        return self.xp.from_dlpack(a)
+            return self.xp.asarray(a, device=like.device)
+        return self.xp.asarray(a)
 
     # -- random numbers -------------------------------------------------------------------------
     def make_rng(self, rng):
@@ -43,9 +50,8 @@ class GenericBackend(Backend):
 
     def standard_normal(self, rng, shape, dtype, device=None):
         host_dtype = np.float32 if dtype == self.xp.float32 else np.float64
-        z = _HOST.standard_normal(rng, shape, host_dtype)
-        out = self.xp.from_dlpack(np.ascontiguousarray(z))
-        return self.xp.asarray(out, dtype=dtype, device=device)
+        z = np.ascontiguousarray(_HOST.standard_normal(rng, shape, host_dtype))
+        return self.xp.asarray(z, dtype=dtype, device=device)
 
     def sparse_sign_sketch(self, rng, l, A, zeta):
         xp = self.xp
@@ -53,7 +59,7 @@ class GenericBackend(Backend):
         rows, signs = self.sparse_sign_pattern(rng, l, m, zeta)
         omega = np.zeros((l, m))
         omega[rows, np.arange(m)[:, None]] = signs
-        omega = xp.asarray(self.from_host(omega), dtype=A.dtype, device=A.device)
+        omega = xp.asarray(self.from_host(omega, like=A), dtype=A.dtype)
         return xp.matmul(omega, A)
 
     def weighted_sample(self, rng, weights, count):
