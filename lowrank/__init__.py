@@ -38,17 +38,27 @@ def _adopt_source_folders():
 _adopt_source_folders()
 
 from . import _rbrp  # noqa: E402,F401  (registers the random-pivoting methods)
-from ._api import column_id, cur, row_id, rsvd  # noqa: E402
-from ._results import CURResult, IDResult, SVDResult  # noqa: E402
+from ._api import (  # noqa: E402
+    column_id,
+    cur,
+    estimate_rank,
+    estimate_spectral_norm,
+    row_id,
+    rsvd,
+)
+from ._results import AngleBounds, CURResult, IDResult, SVDResult  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AngleBounds",
     "CURResult",
     "IDResult",
     "SVDResult",
     "column_id",
     "cur",
+    "estimate_rank",
+    "estimate_spectral_norm",
     "row_id",
     "rsvd",
     "__version__",

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from . import _cur, _id, _rsvd
-from ._namespace import resolve
-from ._results import CURResult, IDResult, SVDResult
-from ._sketch import SKETCHES
-from ._validation import as_floating_matrix, as_int, choice, finite_sqnorm, rank_or_tol
+import math
 
-__all__ = ["column_id", "row_id", "cur", "rsvd"]
+import numpy as np
+
+from . import _angles, _cur, _id, _rsvd, _spectral
+from ._linalg import eps, relative_from_difference
+from ._namespace import resolve
+from ._results import AngleBounds, CURResult, IDResult, SVDResult
+from ._sketch import SKETCHES
+from ._validation import (
+    as_floating_matrix,
+    as_int,
+    as_tol,
+    choice,
+    finite_sqnorm,
+    rank_or_tol,
+)
+
+__all__ = ["column_id", "row_id", "cur", "rsvd", "estimate_spectral_norm", "estimate_rank"]
 
 
 def _problem(A, rank, tol, *, sketch="gaussian", oversample=10, block_size=64, rng=None,
@@ -56,12 +68,17 @@ def column_id(A, rank=None, *, tol=None, method="lupp", interp="optimal", sketch
         Target rank, ``1 <= rank <= min(m, n)``.
     tol : float, optional
         Relative Frobenius tolerance, ``0 < tol < 1``.
-    method : {"lupp", "cpqr", "qr"}
+    method : {"lupp", "cpqr", "qr", "rbrp", "brp", "rp", "sqnorm"}
         ``"lupp"`` (default): sketch ``Y = Omega A``, then LU with partial pivoting of ``Y^T``;
         fastest, and in tolerance mode the adaptive blocked randomized LUPP whose Schur complement
         estimates the error as it goes. ``"cpqr"``: sketch, then column-pivoted QR of the sketch
-        (tolerance mode grows the sketch by doubling and reads the rank off ``R``). ``"qr"``:
+        (tolerance mode reads the rank off ``R`` and checks it on a fresh sketch). ``"qr"``:
         deterministic column-pivoted QR of A itself, O(m n min(m, n)) (SciPy's ``rand=False``).
+        ``"rbrp"``: robust blockwise random pivoting (``block_size`` columns a step, filter
+        1/b): a partial QR of A, GEMM-bound, with the exact error and the optimal interpolation;
+        ``"brp"`` the same without the filter, ``"rp"`` one column a step, ``"sqnorm"`` one-shot
+        squared-norm sampling (fixed rank only). See :mod:`lowrank._rbrp`. The pivoting methods
+        (qr and the random-pivoting family) take only ``interp="optimal"``.
     interp : {"optimal", "sketch", "oversampled"}
         How the interpolation matrix is solved for. ``"optimal"`` (default) is
         ``A[:, S]^+ A``, the best interpolation for the skeleton, by a QR of the m x k skeleton and
@@ -215,7 +232,7 @@ def cur(A, rank=None, *, tol=None, method="lupp", core="optimal", sketch="gaussi
 
 
 def rsvd(A, rank=None, *, tol=None, n_iter=2, oversample=10, block_size=64, rng=None,
-         check_finite=True) -> SVDResult:
+         check_finite=True, estimate_error2=False, angles=False, n_power=8) -> SVDResult:
     """Randomized truncated SVD ``A ~ U @ diag(S) @ Vh`` (Halko, Martinsson and Tropp).
 
     Fixed rank: a Gaussian range sample of ``rank + oversample`` columns, ``n_iter`` power
@@ -230,12 +247,42 @@ def rsvd(A, rank=None, *, tol=None, n_iter=2, oversample=10, block_size=64, rng=
         As in :func:`column_id`.
     n_iter : int
         Power iterations (each two more passes over A). Default 2.
+    estimate_error2 : bool
+        Also estimate the relative spectral-norm error ``error_2`` (default False: ``error_2`` is
+        None). Costs ``2 n_power + 1`` products of A or A^H with a block of 4 vectors (plus the
+        small factors); measured at 2000 x 2000, k = 100, n_iter = 2, 1 BLAS thread: 54 ms
+        against 150 ms for the rsvd itself (6 passes with 110 vectors), 36 %, hence off by
+        default.
+    angles : bool
+        Also return :class:`AngleBounds` in ``angles`` (default False): for the left and right
+        singular subspaces, a prior bound and a spectrum-only estimate of the sines of the
+        canonical angles (both from the computed singular values only: no pass over A) and an a
+        posteriori bound (``2 n_power + 1`` block-of-4 passes over A per side). Measured as
+        above: 110 ms on top of the 150 ms rsvd (74 %), about half of it the power method.
+    n_power : int
+        Steps of the randomized block power method (block of 4 vectors, one product with A and
+        one with A^H each) behind ``error_2`` and the a posteriori angle bounds. Default 8.
 
     Returns
     -------
     SVDResult
         ``U`` (m, k), ``S`` (k,), ``Vh`` (k, n), ``rank`` and ``error``, the relative Frobenius
-        error (exact up to rounding of about ``sqrt(eps)``: ``U diag(S) Vh`` is a projection of A).
+        error (exact up to rounding of about ``sqrt(eps)``: ``U diag(S) Vh`` is a projection of A);
+        ``error_2`` and ``angles`` when asked for (else None).
+
+    Notes
+    -----
+    ``error_2`` is ``est / S[0]``: ``est`` is the Ritz value of the block power method on
+    ``E = A - U diag(S) Vh`` applied as an operator (``A X - U (S (Vh X))``; E is never formed),
+    a lower bound on ``||E||_2``, usually within a few percent after 8 steps. ``||A||_2`` is taken
+    as ``S[0]``, the largest singular value of ``Q^H A``: a lower bound too (so the ratio errs
+    upwards), and already the Ritz value of a block power method with ``rank + oversample``
+    vectors and ``n_iter`` steps, more accurate than a separate power method with 4 vectors at no
+    cost. The angle quantities are described in :class:`AngleBounds`; the a posteriori bounds
+    multiply the power estimates by the safety factor ``2 r^(1/(4 n_power + 2))`` (r = min(m, n);
+    2.5 for n_power = 8, r = 2000) and cap them by the exact ``||(I - Q Q^H) A||_F``, which
+    holds whatever the power method returns. In tolerance mode the prior bound and the estimate
+    treat the adaptively grown basis as one Gaussian block of its final size (an approximation).
 
     Examples
     --------
@@ -250,12 +297,145 @@ def rsvd(A, rank=None, *, tol=None, n_iter=2, oversample=10, block_size=64, rng=
     >>> res = lowrank.rsvd(A, tol=1e-4, rng=0)
     >>> bool(res.error <= 1e-4), res.rank   # 26 is also the SVD's optimal rank for this tol
     (True, 26)
+    >>> res = lowrank.rsvd(A, 10, rng=0, estimate_error2=True, angles=True)
+    >>> err2 = np.linalg.norm(A - res.reconstruct(), 2) / np.linalg.norm(A, 2)
+    >>> bool(0.5 * err2 <= res.error_2 <= 1.01 * err2)
+    True
+    >>> res.angles.left_posterior.shape, bool(np.all(res.angles.left_prior <= 1))
+    ((10,), True)
     """
     P, rank, tol = _problem(A, rank, tol, oversample=oversample, block_size=block_size, rng=rng,
                             check_finite=check_finite)
     n_iter = as_int(n_iter, "n_iter", low=0)
+    n_power = as_int(n_power, "n_power", low=0)
+    estimate_error2 = _as_bool(estimate_error2, "estimate_error2")
+    angles = _as_bool(angles, "angles")
     if tol is None:
-        out = _rsvd.rsvd_fixed(P, rank, n_iter)
+        U, S, Vh, k, error, basis = _rsvd.rsvd_fixed(P, rank, n_iter)
     else:
-        out = _rsvd.rsvd_adaptive(P, tol, n_iter)
-    return SVDResult(*out)
+        U, S, Vh, k, error, basis = _rsvd.rsvd_adaptive(P, tol, n_iter)
+    error_2 = bounds = None
+    if estimate_error2:
+        if k == 0 or float(S[0]) == 0.0:
+            error_2 = error if k == 0 else 0.0
+        else:
+            error_2 = _angles.residual_norm2(P, U, S, Vh, n_power, P.rng) / float(S[0])
+    if angles:
+        if basis is None:  # tolerance mode met by the empty basis (A ~ 0)
+            z = np.zeros(0)
+            bounds = AngleBounds(z, z, z, z, z, z, _angles.safety_factor(n_power, 1))
+        else:
+            normEF = math.sqrt(P.normA2) * relative_from_difference(
+                basis.range_sq, P.normA2, eps(P.xp, P.A.dtype))
+            bounds = _angles.angle_bounds(P, basis, k, n_iter, normEF, n_power, P.rng)
+    return SVDResult(U, S, Vh, k, error, error_2, bounds)
+
+
+def _as_bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
+    return bool(value)
+
+
+def _operator(A, rng):
+    """Resolve the namespace once, validate A (floating, 2-D, non-empty, finite) and wrap it."""
+    xp, be, A = resolve(A)
+    A = as_floating_matrix(xp, A)
+    gen = be.make_rng(rng)
+    finite_sqnorm(xp, be, A)
+    return _spectral.ArrayOperator(xp, be, A), gen
+
+
+def estimate_spectral_norm(A, *, n_iter=20, rng=None) -> float:
+    """Estimate the spectral norm ``||A||_2`` by the randomized block power method.
+
+    ``n_iter`` steps of the power method on ``A^H A`` from a Gaussian block of 4 vectors,
+    re-orthonormalized after each step; returns the largest singular value of ``A Q`` (a
+    Rayleigh-Ritz value: never above ``||A||_2``, and exact when ``min(m, n) <= 4``).
+
+    Parameters
+    ----------
+    A : (m, n) array
+        NumPy array or any array-API array; integers become float64, float32 and complex keep
+        their precision.
+    n_iter : int
+        Power steps, each one product with A and one with A^H (a block of 4 vectors): the cost
+        is ``2 n_iter + 1`` passes over A plus one to check A for NaN/Inf. Default 20.
+    rng : None, int, numpy.random.Generator or SeedSequence
+        Randomness (SPEC 7).
+
+    Returns
+    -------
+    float
+        The estimate of the largest singular value of A.
+
+    Raises
+    ------
+    ValueError
+        Non-2-D or empty A, NaN/Inf, negative ``n_iter``.
+    TypeError
+        Non-numeric A, non-integer ``n_iter``, unusable ``rng``.
+
+    See Also
+    --------
+    estimate_rank, rsvd
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import lowrank
+    >>> from lowrank.testing import matrix_with_spectrum
+    >>> A = matrix_with_spectrum(300, 200, 1.0 / np.arange(1, 201), rng=0)
+    >>> bool(abs(lowrank.estimate_spectral_norm(A, rng=0) - np.linalg.norm(A, 2)) < 1e-8)
+    True
+    """
+    n_iter = as_int(n_iter, "n_iter", low=0)
+    op, gen = _operator(A, rng)
+    return _spectral.spectral_norm(op, n_iter, gen)
+
+
+def estimate_rank(A, tol, *, rng=None) -> int:
+    """Estimate the numerical rank: the number of singular values above ``tol * ||A||_2``.
+
+    Randomized range finder with one power step on a Gaussian sample of 32 vectors, doubled
+    until the count leaves 10 samples to spare (exact at ``min(m, n)``); the count is read from
+    the singular values of ``Q^H A``, which interlace with A's from below. A zero matrix has rank 0.
+
+    Parameters
+    ----------
+    A : (m, n) array
+        NumPy array or any array-API array.
+    tol : float
+        Relative threshold, ``0 < tol < 1``.
+    rng : None, int, numpy.random.Generator or SeedSequence
+        Randomness (SPEC 7).
+
+    Returns
+    -------
+    int
+        The estimated rank. Cost: 4 passes over A with l vectors per sample size tried (plus one
+        to check A for NaN/Inf), l = 32, 64, ...
+
+    Raises
+    ------
+    ValueError
+        Non-2-D or empty A, NaN/Inf, ``tol`` outside (0, 1).
+    TypeError
+        Non-numeric A or tol, unusable ``rng``.
+
+    See Also
+    --------
+    estimate_spectral_norm, rsvd
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import lowrank
+    >>> from lowrank.testing import matrix_with_spectrum
+    >>> A = matrix_with_spectrum(300, 200, 10.0 ** -np.arange(200.0), rng=0)
+    >>> lowrank.estimate_rank(A, 3e-6, rng=0)   # 1, 0.1, ..., 1e-5 are above 3e-6
+    6
+    """
+    tol = as_tol(tol, "tol")
+    op, gen = _operator(A, rng)
+    return _spectral.numerical_rank(op, tol, gen)

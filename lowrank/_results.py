@@ -73,6 +73,48 @@ class CURResult(NamedTuple):
         return self.C @ (self.U @ self.R)
 
 
+class AngleBounds(NamedTuple):
+    """Sines of the canonical angles between the true leading k-dimensional singular subspaces of
+    A and the l-dimensional subspaces a randomized SVD computed (``range(Q)`` for the left
+    vectors, the row space of ``Q^H A`` for the right ones), from :func:`lowrank.rsvd` with
+    ``angles=True`` (ALGORITHMS.md section 6; Dong, Martinsson and Nakatsukasa, arXiv 2211.04676).
+
+    Each of the six fields is a NumPy float64 array of length k (host-side diagnostics, whatever
+    the input library): entry ``i - 1`` is about the i-th smallest angle, paired with
+    ``sigma_i``. ``sigma`` is replaced by the l computed singular values of ``B = Q^H A``, padded
+    with the last towards ``r = min(m, n)``, as many copies as the exact residual energy
+    ``||(I - Q Q^H) A||_F^2`` allows. The padding cannot know how fast the spectrum decays beyond
+    ``sigma_l``: where it decays fast (and after power iterations) the prior bound and the
+    estimate err upwards, by orders of magnitude for the smallest angles.
+
+    Attributes
+    ----------
+    left_prior, right_prior : ndarray
+        Prior bound ``[1 + c l sigma_i^(2p) / sum_{j>k} sigma_j^(2p)]^(-1/2)``, ``p = 2q + 1``
+        (left) or ``2q + 2`` (right), ``c = (1 - e sqrt(k/l)) / (1 + e sqrt(l/(r-k)))``, e = 1.1. From the
+        spectrum only: no pass over A. A high-probability bound for exact singular values.
+    left_estimate, right_estimate : ndarray
+        Spectrum-only estimate ``(1 + alpha_i^2)^(-1/2)``, ``alpha`` the singular values of
+        ``W_1 W_2^+`` for ``W = diag(sigma^p) Omega'`` (r x l Gaussian), averaged over 5 draws.
+        No pass over A; O(r l^2) flops a draw.
+    left_posterior, right_posterior : ndarray
+        A posteriori bound ``min(1, min(factor * est_2, ||E||_F) / sigma_hat_i)`` with E the
+        residual ``(I - Q Q^H) A`` (left) or ``A (I - V V^H)`` (right), ``est_2`` its 2-norm by
+        ``n_power`` block power steps (``2 n_power + 1`` passes over A per side) and ``||E||_F``
+        exact (from the Frobenius error, a guaranteed cap).
+    factor : float
+        The safety factor applied to the power estimates, ``2 r^(1/(4 n_power + 2))``.
+    """
+
+    left_prior: Any
+    left_estimate: Any
+    left_posterior: Any
+    right_prior: Any
+    right_estimate: Any
+    right_posterior: Any
+    factor: float
+
+
 class SVDResult(NamedTuple):
     """A truncated SVD ``A ~ U @ diag(S) @ Vh``.
 
@@ -84,6 +126,12 @@ class SVDResult(NamedTuple):
     rank : int
     error : float or None
         Relative Frobenius error ``||A - U diag(S) Vh||_F / ||A||_F`` (exact up to rounding).
+    error_2 : float or None
+        Estimate of the relative spectral-norm error ``||A - U diag(S) Vh||_2 / ||A||_2``
+        (randomized block power method on the residual, divided by ``S[0]``); None unless
+        :func:`lowrank.rsvd` was asked for it (``estimate_error2=True``).
+    angles : AngleBounds or None
+        Canonical-angle bounds and estimates of the singular subspaces (``angles=True``).
     """
 
     U: Any
@@ -91,6 +139,8 @@ class SVDResult(NamedTuple):
     Vh: Any
     rank: int
     error: float | None
+    error_2: float | None = None
+    angles: AngleBounds | None = None
 
     def reconstruct(self):
         """The matrix ``U @ diag(S) @ Vh``."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 from ._linalg import (
     DIFFERENCE_ROUNDING,
     count,
@@ -12,6 +14,18 @@ from ._linalg import (
     relative_from_difference,
     row_sqnorms,
 )
+
+
+class Basis(NamedTuple):
+    """What the error and angle estimates need from a run: the range basis ``Q`` (m x l), the
+    small ``B = Q^H A``, all singular values ``Sb`` and right vectors ``Vbh`` of B, and
+    ``range_sq = ||A||_F^2 - ||B||_F^2 = ||(I - Q Q^H) A||_F^2`` (a difference: rounding-limited)."""
+
+    Q: Any
+    B: Any
+    Sb: Any
+    Vbh: Any
+    range_sq: float
 
 
 def _gaussian(P, shape):
@@ -48,11 +62,12 @@ def rsvd_fixed(P, k, n_iter):
     Q = _orth(P, Y)
     B = be.matmul(ctranspose(xp, Q), A)
     Ub, S, Vh = be.svd(B)
+    basis = Basis(Q, B, S, Vh, P.normA2 - float(xp.sum(S * S)))
     U = be.matmul(Q, Ub[:, :k])
     S, Vh = S[:k], Vh[:k, :]
     # U diag(S) Vh = U U^H A, a projection of A: the error follows from the kept energy.
     error = relative_from_difference(P.normA2 - float(xp.sum(S * S)), P.normA2, eps(xp, A.dtype))
-    return U, S, Vh, k, error
+    return U, S, Vh, k, error, basis
 
 
 def rsvd_adaptive(P, tol, n_iter):
@@ -90,10 +105,11 @@ def rsvd_adaptive(P, tol, n_iter):
     if K == 0:
         z = xp.zeros((P.m, 0), dtype=A.dtype, device=A.device)
         return z, xp.zeros(0, dtype=real_dtype(xp, A.dtype), device=A.device), \
-            xp.zeros((0, P.n), dtype=A.dtype, device=A.device), 0, relative(resid, total)
+            xp.zeros((0, P.n), dtype=A.dtype, device=A.device), 0, relative(resid, total), None
     Ub, S, Vh = be.svd(B)
+    basis = Basis(Q, B, S, Vh, resid)
     tail = xp.flip(xp.cumulative_sum(xp.flip(S * S, axis=0)), axis=0)  # tail[j] = sum_{i>=j} S_i^2
     tail = xp.concat([tail, xp.zeros(1, dtype=tail.dtype, device=tail.device)])
     k = min(count(xp, tail + resid > thr), K)
     error = relative_from_difference(resid + float(tail[k]), total, eps(xp, A.dtype))
-    return be.matmul(Q, Ub[:, :k]), S[:k], Vh[:k, :], k, error
+    return be.matmul(Q, Ub[:, :k]), S[:k], Vh[:k, :], k, error, basis
