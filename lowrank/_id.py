@@ -27,6 +27,7 @@ from ._linalg import (
     skeleton_qr,
     solve_upper,
     sqnorm,
+    tail_sums,
 )
 from ._sketch import sketch_rows
 
@@ -148,7 +149,7 @@ class SketchCPQR:
         t = tol
         while True:
             sk, R = self._skeleton(P, Y, 0)
-            tails = _tails(xp, row_sqnorms(xp, R))
+            tails = tail_sums(xp, row_sqnorms(xp, R))
             j = count(xp, tails > t**2 * tails[0])
             if j + p > l and l < P.m:  # too few rows to trust: double the sketch
                 extra = min(l, P.m - l)
@@ -184,7 +185,7 @@ class PivotedQR:
 
     def _skeleton(self, P):
         R, perm = P.be.qr_pivoted(P.A)
-        tails = _tails(P.xp, row_sqnorms(P.xp, R))
+        tails = tail_sums(P.xp, row_sqnorms(P.xp, R))
 
         def sketch_T(j):
             return solve_upper(P.be, P.xp, R[:j, :j], R[:j, j:])
@@ -211,12 +212,6 @@ METHODS: dict[str, Any] = {m.name: m for m in (SketchLUPP(), SketchCPQR(), Pivot
 def register_method(method) -> None:
     """Add a skeleton-selection method (an object with ``name``, ``fixed`` and ``adaptive``)."""
     METHODS[method.name] = method
-
-
-def _tails(xp, rows2):
-    """``t_j = sum_{i >= j} rows2[i]`` for j = 0..K (K + 1 values, the last 0)."""
-    zero = xp.zeros(1, dtype=rows2.dtype, device=rows2.device)
-    return xp.flip(xp.cumulative_sum(xp.flip(xp.concat([rows2, zero]), axis=0)), axis=0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -149,6 +149,13 @@ def skeleton_qr(be, xp, C, YS=None):
     return be.qr(C)
 
 
+def tail_sums(xp, v):
+    """``t_j = sum_{i >= j} v[i]`` for j = 0..K (K + 1 values, the last 0): the residual energy left
+    after the first j rows of a triangular factor, summed from the bottom (no cancellation)."""
+    zero = xp.zeros(1, dtype=v.dtype, device=v.device)
+    return xp.flip(xp.cumulative_sum(xp.flip(xp.concat([v, zero]), axis=0)), axis=0)
+
+
 def count(xp, mask) -> int:
     """Number of true entries of a boolean array, as a Python int."""
     return int(xp.sum(xp.astype(mask, xp.int64)))

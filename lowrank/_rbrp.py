@@ -40,8 +40,10 @@ from ._linalg import (
     eps,
     relative,
     relative_from_difference,
+    row_sqnorms,
     solve_upper,
     sqnorm,
+    tail_sums,
 )
 
 
@@ -66,10 +68,8 @@ def filter_block(be, xp, B, threshold):
     keep: those whose trailing energy ``sum_{s >= t} ||R[s, :]||^2`` exceeds ``threshold`` times
     the block's whole energy (redundant picks arrive last, with almost no energy)."""
     R, piv = be.qr_pivoted(B)
-    rows2 = xp.sum(xp.real(R * xp.conj(R)), axis=1) if xp.isdtype(R.dtype, "complex floating") \
-        else xp.sum(R * R, axis=1)
-    tails = xp.flip(xp.cumulative_sum(xp.flip(rows2, axis=0)), axis=0)
-    total = float(tails[0]) if tails.shape[0] else 0.0
+    tails = tail_sums(xp, row_sqnorms(xp, R))  # ends with a 0, never counted below
+    total = float(tails[0])
     if total <= 0.0:
         return piv, 0
     return piv, count(xp, tails > threshold * total)

@@ -13,6 +13,7 @@ from ._linalg import (
     relative,
     relative_from_difference,
     row_sqnorms,
+    tail_sums,
 )
 
 
@@ -108,8 +109,7 @@ def rsvd_adaptive(P, tol, n_iter):
             xp.zeros((0, P.n), dtype=A.dtype, device=A.device), 0, relative(resid, total), None
     Ub, S, Vh = be.svd(B)
     basis = Basis(Q, B, S, Vh, resid)
-    tail = xp.flip(xp.cumulative_sum(xp.flip(S * S, axis=0)), axis=0)  # tail[j] = sum_{i>=j} S_i^2
-    tail = xp.concat([tail, xp.zeros(1, dtype=tail.dtype, device=tail.device)])
+    tail = tail_sums(xp, S * S)  # tail[j] = sum_{i >= j} S_i^2, j = 0..K
     k = min(count(xp, tail + resid > thr), K)
     error = relative_from_difference(resid + float(tail[k]), total, eps(xp, A.dtype))
     return be.matmul(Q, Ub[:, :k]), S[:k], Vh[:k, :], k, error, basis

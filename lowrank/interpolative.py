@@ -150,7 +150,7 @@ import numpy as np
 
 from . import _spectral
 from ._api import column_id
-from ._linalg import col_sqnorms, count, ctranspose, solve_upper
+from ._linalg import col_sqnorms, count, ctranspose, row_sqnorms, solve_upper, tail_sums
 from ._namespace import resolve
 
 __all__ = [
@@ -350,11 +350,7 @@ class _PivotedSketch:
 
     def rows_sqnorms(self, s, e):
         """Squared norms of rows s..e-1 of ``R = R_u L^T`` (its columns before s are zero)."""
-        xp = self.xp
-        block = self.be.matmul(self.Ru[s:e, s:], self.Lt[s:, :])
-        if xp.isdtype(block.dtype, "complex floating"):
-            return xp.sum(xp.real(block) ** 2 + xp.imag(block) ** 2, axis=1)
-        return xp.sum(block * block, axis=1)
+        return row_sqnorms(self.xp, self.be.matmul(self.Ru[s:e, s:], self.Lt[s:, :]))
 
     def interpolation(self, k):
         """``T`` (k x (n - k)), the least-squares interpolation of the first k pivots."""
@@ -403,12 +399,7 @@ def _exact_id(xp, be, A, thr=None, k=None):
     smallest k >= 1 whose residual ``||R[k:, :]||_F^2`` is at most thr (exact, no sketch)."""
     R, perm = be.qr_pivoted(A)
     if k is None:
-        if xp.isdtype(R.dtype, "complex floating"):
-            r2 = xp.sum(xp.real(R) ** 2 + xp.imag(R) ** 2, axis=1)
-        else:
-            r2 = xp.sum(R * R, axis=1)
-        zero = xp.zeros(1, dtype=r2.dtype, device=r2.device)
-        tails = xp.flip(xp.cumulative_sum(xp.flip(xp.concat([r2, zero]), axis=0)), axis=0)
+        tails = tail_sums(xp, row_sqnorms(xp, R))
         j = xp.arange(tails.shape[0], device=tails.device)
         k = _first(xp, (tails <= thr) & (j >= 1))
     return k, xp.astype(perm, xp.int64), solve_upper(be, xp, R[:k, :k], R[:k, k:])
