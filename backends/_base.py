@@ -67,6 +67,47 @@ class Backend:
         ``w``), or None when the Gram matrix is not numerically positive definite."""
         raise NotImplementedError
 
+    def cholesky(self, g):
+        """Upper-triangular R with ``g = R^H R`` for a Hermitian positive definite ``g`` (one
+        triangle of ``g`` is read), or None when ``g`` is not numerically positive definite."""
+        xp = self.xp
+        try:
+            R = xp.linalg.cholesky(g, upper=True)
+        except Exception:  # libraries differ: LinAlgError, RuntimeError, ValueError
+            return None
+        return R if bool(xp.all(xp.isfinite(R))) else None
+
+    def cond_upper(self, r) -> float:
+        """An estimate of the condition number of the square upper-triangular ``r`` (LAPACK's
+        1-norm estimate, trcon, on a host copy of the small factor; ``inf`` when singular)."""
+        import numpy as np
+        from scipy.linalg import lapack
+
+        h = np.asarray(self.to_host(r))
+        if h.shape[0] == 0:
+            return 1.0
+        (trcon,) = lapack.get_lapack_funcs(("trcon",), (h,))
+        rcond, info = trcon(h, norm="1", uplo="U", diag="N")
+        return 1.0 / rcond if info == 0 and rcond > 0 else math.inf
+
+    def identity_at(self, x, skeleton):
+        """``x`` (k x n) with its columns ``skeleton`` (k distinct indices) set to the identity.
+
+        The result may share ``x``'s memory: callers pass arrays they own. This default uses
+        ``where`` (the standard has no scatter).
+        """
+        xp = self.xp
+        n = x.shape[1]
+        hit = xp.arange(n, device=x.device)[None, :] == skeleton[:, None]  # k x n, one True a row
+        return xp.where(xp.any(hit, axis=0)[None, :], xp.astype(hit, x.dtype), x)
+
+    @staticmethod
+    def to_host(a):
+        """A NumPy view or copy of ``a`` (small arrays only)."""
+        import numpy as np
+
+        return np.asarray(a)
+
     def sqnorm(self, a) -> float:
         """``||a||_F^2`` as a Python float."""
         xp = self.xp

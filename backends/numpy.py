@@ -123,10 +123,22 @@ class NumpyBackend(Backend):
         return lu, ipiv_to_perm(ipiv, a.shape[0])
 
     def solve_triangular(self, a, b, *, lower, unit_diagonal=False, transpose=False):
-        return _scipy_solve_triangular(
-            a, b, lower=lower, unit_diagonal=unit_diagonal, trans=1 if transpose else 0,
-            check_finite=False,
-        )
+        if a.dtype != b.dtype or a.dtype.char not in "fdFD" or b.ndim != 2 or 0 in b.shape:
+            return _scipy_solve_triangular(
+                a, b, lower=lower, unit_diagonal=unit_diagonal, trans=1 if transpose else 0,
+                check_finite=False,
+            )
+        # BLAS trsm straight away (SciPy's wrapper adds checks and copies a C-ordered b), on
+        # whichever layout b has: a C-ordered b is solved from the right on its transpose.
+        (trsm,) = blas.get_blas_funcs(("trsm",), (a, b))
+        trans = 1 if transpose else 0
+        if a.flags.c_contiguous and not a.flags.f_contiguous:  # op(a) = op'(a^T), a^T F-ordered
+            a, lower, trans = a.T, not lower, 1 - trans
+        diag = 1 if unit_diagonal else 0
+        if not b.flags.c_contiguous:
+            return trsm(1.0, a, np.asfortranarray(b), side=0, lower=lower, trans_a=trans, diag=diag)
+        # X = op(a)^{-1} b  <=>  X^T op(a)^T = b^T, with b^T F-ordered
+        return trsm(1.0, a, b.T, side=1, lower=lower, trans_a=1 - trans, diag=diag).T
 
     def gram_cholesky(self, w):
         if w.dtype.char in "fd":  # syrk fills the upper triangle, which potrf("U") reads
@@ -135,11 +147,19 @@ class NumpyBackend(Backend):
             G = syrk(1.0, fw, trans=1 - tw)
         else:
             G = self.matmul(w.conj().T, w)
+        return self.cholesky(G)
+
+    def cholesky(self, g):
         try:
-            R = _scipy_cholesky(G, lower=False, check_finite=False)
+            R = _scipy_cholesky(g, lower=False, check_finite=False)
         except np.linalg.LinAlgError:
             return None
         return R if np.isfinite(R).all() else None
+
+    def identity_at(self, x, skeleton):
+        x[:, skeleton] = 0
+        x[np.arange(skeleton.shape[0]), skeleton] = 1
+        return x
 
     def sqnorm(self, a) -> float:
         if a.flags.c_contiguous or a.flags.f_contiguous:

@@ -86,14 +86,6 @@ def assemble_interp(xp, perm, k, T_rest, dtype):
     return xp.take(Z, inv, axis=1)
 
 
-def identity_at(xp, X, skeleton):
-    """``X`` (k x n) with its columns ``skeleton`` replaced by the exact identity (by ``where``: the
-    standard has no scatter)."""
-    n = X.shape[1]
-    hit = xp.arange(n, device=X.device)[None, :] == skeleton[:, None]  # k x n, one True a row
-    return xp.where(xp.any(hit, axis=0)[None, :], xp.astype(hit, X.dtype), X)
-
-
 #: Rounding level of ``||A||^2 - ||kept||^2`` in units of ``eps ||A||^2`` (both sums are accurate
 #: to a few eps relative, whatever their length, in BLAS's blocked summation).
 DIFFERENCE_ROUNDING = 16.0

@@ -517,3 +517,56 @@ def test_large_matrix(method):
     kopt = optimal_rank(s, tol)
     assert err <= tol * (1 + 1e-6)
     assert kopt <= res.rank <= 1.5 * kopt, (res.rank, kopt)
+
+
+# ---------------------------------------------------------------------------------------------
+# The optimal solve's two routes (lowrank._id._skeleton_projection): the Gram route (Cholesky of
+# A_S^H A_S read off the extra pass, no Q) for well-conditioned skeletons, and the orthonormal Q of
+# the sketch-preconditioned CholeskyQR2 when the skeleton is too ill-conditioned for it.
+
+
+def _route_counter(monkeypatch):
+    import lowrank._id as idmod
+
+    calls = {"qr": 0}
+    real = idmod.skeleton_qr
+
+    def counting(*args, **kwargs):
+        calls["qr"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(idmod, "skeleton_qr", counting)
+    return calls
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+def test_gram_route_is_the_least_squares_solution(monkeypatch, dtype):
+    """Well-conditioned skeleton (exp10 spectrum, rank 20, cond(A_S) ~ 10): the Gram route is
+    taken, and its X equals ``lstsq(A_S, A)`` to 1e-10 relative (a backward-stable solve moves X by
+    about eps cond(A_S)^2 ~ 1e-14 relative; 1e-10 leaves four orders of room), its error estimate
+    equals the true error to 1e-8 relative."""
+    calls = _route_counter(monkeypatch)
+    A = matrix_with_spectrum(150, 100, spectrum("exp10", 100), rng=4, dtype=dtype)
+    res = lowrank.column_id(A, 20, rng=1)
+    assert calls["qr"] == 0
+    X_ref = np.linalg.lstsq(A[:, res.skeleton], A, rcond=None)[0]
+    assert np.linalg.norm(res.interp - X_ref) <= 1e-10 * np.linalg.norm(X_ref)
+    true = rel_err(A, A[:, res.skeleton] @ res.interp)
+    assert abs(res.error - true) <= 1e-8 * true
+
+
+def test_ill_conditioned_skeleton_takes_the_orthonormal_route(monkeypatch):
+    """Fast-decaying spectrum 10^(-j/8), rank 90 of 200 x 150: cond(A_S) > 1e10, past the Gram
+    route's reach (its Cholesky fails or its rounding bound exceeds the error), so Q is built. The
+    result must still be the optimal interpolation: error within 1.01x of ``lstsq``'s (both are
+    at the 1e-11 level, far above rounding) and the estimate an upper bound within 2x."""
+    calls = _route_counter(monkeypatch)
+    s = 10.0 ** (-np.arange(150) / 8)
+    A = matrix_with_spectrum(200, 150, s, rng=5)
+    res = lowrank.column_id(A, 90, rng=2)
+    assert calls["qr"] == 1
+    C = A[:, res.skeleton]
+    ref = rel_err(A, C @ np.linalg.lstsq(C, A, rcond=None)[0])
+    got = rel_err(A, C @ res.interp)
+    assert got <= 1.01 * ref + 1e-15
+    assert got <= res.error <= 2 * max(got, 6e-8)
