@@ -404,10 +404,414 @@ def _fail(message: str) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# batch
+
+#: ``--kind`` choices of ``batch`` and the function behind each.
+BATCH_KINDS = {"id": "column_id", "rowid": "row_id", "cur": "cur", "svd": "rsvd"}
+
+#: Skeleton-selection methods of column_id / row_id / cur (kept equal to ``lowrank._id.METHODS``
+#: by a test; listed here so that ``--help`` imports no NumPy).
+ID_METHODS = ("lupp", "cpqr", "qr", "rbrp", "brp", "rp", "sqnorm")
+
+#: The result fields ``batch`` stores per kind, in order ("C" and "R" of cur only with
+#: ``--store-factors``).
+BATCH_FIELDS = {
+    "id": ("skeleton", "interp", "rank", "error"),
+    "rowid": ("skeleton", "interp", "rank", "error"),
+    "cur": ("cols", "rows", "U", "rank", "error"),
+    "svd": ("U", "S", "Vh", "rank", "error"),
+}
+
+_BATCH_DESCRIPTION = """\
+Decompose every matrix in .npy files, .npz files (every array in the file) and folders (every
+.npy/.npz file directly inside, in sorted order, not recursive) and write all results to one .npz
+file. An array of shape (m, n) is one matrix; an array of shape (..., m, n) is a stack of matrices,
+decomposed as one batch (fixed rank: factors stacked along the leading axes; tolerance mode: one
+rank per matrix, an int array (...), with the factors padded to the largest rank).
+
+Each input gets a key: the file stem for a .npy file, STEM/NAME for the array NAME of a .npz file
+(a repeated key gets '#2', '#3', ...). The output holds, for each key:
+  --kind id     KEY/skeleton, KEY/interp, KEY/rank, KEY/error     A ~ A[:, skeleton] @ interp
+  --kind rowid  KEY/skeleton, KEY/interp, KEY/rank, KEY/error     A ~ interp @ A[skeleton, :]
+  --kind cur    KEY/cols, KEY/rows, KEY/U, KEY/rank, KEY/error    A ~ A[:, cols] @ U @ A[rows, :]
+                (and KEY/C, KEY/R with --store-factors)
+  --kind svd    KEY/U, KEY/S, KEY/Vh, KEY/rank, KEY/error         A ~ U @ diag(S) @ Vh
+error is the relative Frobenius error ||A - A_hat||_F / ||A||_F (NaN where the method gives none).
+
+An input that cannot be decomposed (unreadable file, object or string array, NaN/Inf, rank larger
+than min(m, n), ...) is reported on stderr with its name and the reason, recorded as KEY/failed
+(the message, a 0-d string array), and the others go on. Inputs are read without pickle
+(allow_pickle=False) and the output is written without pickle: np.load(OUT, allow_pickle=False)
+reads it. The output is written to a temporary file next to OUT and renamed at the end, so an
+interrupted run leaves no partial OUT.
+
+Exit status: 0 when every input was decomposed, 1 when some failed, 2 for a usage error (bad
+options, no inputs, GPU asked for but unavailable)."""
+
+_BATCH_EPILOG = """\
+examples:
+  python -m lowrank batch data/ -o results.npz --rank 20
+  python -m lowrank batch a.npy b.npz -o out.npz --kind cur --tol 1e-6 --device gpu
+
+  import numpy as np
+  out = np.load("results.npz", allow_pickle=False)
+  A = np.load("data/a.npy")
+  A_hat = A[:, out["a/skeleton"]] @ out["a/interp"]     # --kind id, a 2-D input
+
+Every input is decomposed with the same --seed (default 0), so its result does not depend on the
+other inputs or their order; the same seed on the same device gives the same output. Progress goes
+to stderr: a tqdm bar on a terminal when tqdm is installed, else one line per input
+(--no-progress: neither)."""
+
+
+def _add_batch(sub) -> None:
+    p = sub.add_parser(
+        "batch",
+        help="decompose every matrix in .npy/.npz files or folders; write the results to a .npz",
+        description=_BATCH_DESCRIPTION,
+        epilog=_BATCH_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help=".npy file, .npz file or folder of them")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.npz",
+                   help="the .npz file to write (replaced if it exists)")
+    p.add_argument("--kind", choices=tuple(BATCH_KINDS), default="id",
+                   help="id: column ID (column_id, default); rowid: row ID (row_id); cur: CUR (cur); "
+                        "svd: randomized SVD (rsvd)")
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--rank", type=int, metavar="K", help="fixed rank K >= 1")
+    mode.add_argument("--tol", type=float, metavar="T",
+                      help="relative Frobenius tolerance, 0 < T < 1 (tolerance mode)")
+    p.add_argument("--method", choices=ID_METHODS, default=None,
+                   help="skeleton selection of id, rowid and cur (default: lupp); "
+                        "see help(lowrank.column_id). Not for --kind svd")
+    p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
+                   help="gpu: each array is moved to the GPU with CuPy and the results back; auto "
+                        "(default): gpu when CuPy imports and a CUDA device is available, else cpu")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seed of every decomposition's rng (default: 0)")
+    p.add_argument("--store-factors", action="store_true",
+                   help="--kind cur: also store C = A[:, cols] and R = A[rows, :]")
+    p.add_argument("--compress", action="store_true",
+                   help="deflate the output (as np.savez_compressed); default: stored, as np.savez")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar or per-input lines (failures are still reported)")
+    p.set_defaults(func=run_batch)
+
+
+class _BatchInput:
+    """One matrix or stack to decompose: its key in the output, a label for messages, and either
+    a ``load()`` that returns the array or the ``error`` found while listing the inputs."""
+
+    __slots__ = ("key", "label", "load", "error")
+
+    def __init__(self, key, label, load=None, error=None):
+        self.key, self.label, self.load, self.error = key, label, load, error
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members / an empty zip
+
+
+def _file_format(path: str) -> str:
+    """"npy" or "npz" from the file's first bytes (not its name); OSError/ValueError otherwise."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if head.startswith(_NPY_MAGIC):
+        return "npy"
+    if head[:4] in _ZIP_MAGIC:
+        return "npz"
+    raise ValueError(f"not a NumPy .npy or .npz file (it starts with {head!r})")
+
+
+def _load_npy(path: str):
+    import numpy as np
+
+    return np.load(path, allow_pickle=False)
+
+
+def _load_npz_member(path: str, name: str):
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as z:
+        a = z[name]
+    if not isinstance(a, np.ndarray):  # a zip member that is not a .npy: NumPy returns its bytes
+        raise ValueError(f"member {name!r} is not a NumPy array")
+    return a
+
+
+def _inputs_of_file(path: str) -> list[_BatchInput]:
+    import numpy as np
+
+    stem = os.path.splitext(os.path.basename(path))[0]
+    try:
+        fmt = _file_format(path)
+        if fmt == "npy":
+            return [_BatchInput(stem, path, load=lambda: _load_npy(path))]
+        with np.load(path, allow_pickle=False) as z:
+            names = list(z.files)
+        if not names:
+            raise ValueError("the .npz file holds no arrays")
+    except Exception as exc:  # noqa: BLE001  (any unreadable file is that input's failure)
+        return [_BatchInput(stem, path, error=exc)]
+    return [_BatchInput(f"{stem}/{name}", f"{path}:{name}",
+                        load=lambda name=name: _load_npz_member(path, name))
+            for name in names]
+
+
+def _batch_inputs(paths: Sequence[str], output: str) -> list[_BatchInput]:
+    """Expand files and folders into inputs with unique keys; ``output`` is never an input."""
+    out_real = os.path.realpath(output)
+    items: list[_BatchInput] = []
+    for path in paths:
+        if os.path.isdir(path):
+            names = sorted(
+                e.name for e in os.scandir(path)
+                if e.is_file() and e.name.lower().endswith((".npy", ".npz"))
+                and os.path.realpath(e.path) != out_real
+            )
+            for name in names:
+                items += _inputs_of_file(os.path.join(path, name))
+        elif os.path.exists(path):
+            items += _inputs_of_file(path)
+        else:
+            stem = os.path.splitext(os.path.basename(os.path.normpath(path)))[0] or path
+            items.append(_BatchInput(stem, path, error=FileNotFoundError(f"no such file or folder: {path}")))
+    seen: dict[str, int] = {}
+    for item in items:
+        base = item.key
+        while item.key in seen:
+            seen[base] += 1
+            item.key = f"{base}#{seen[base]}"
+        seen.setdefault(base, 1)
+        seen.setdefault(item.key, 1)
+    return items
+
+
+def _cupy_or_none():
+    """CuPy when it imports and sees a CUDA device, else None (with the reason)."""
+    try:
+        import cupy
+    except Exception as exc:  # noqa: BLE001  (ImportError, or a broken CUDA install)
+        return None, f"CuPy does not import ({type(exc).__name__}: {exc})"
+    try:
+        if not cupy.cuda.is_available():
+            return None, "cupy.cuda.is_available() is False (no CUDA device)"
+    except Exception as exc:  # noqa: BLE001
+        return None, f"cupy.cuda.is_available() failed ({type(exc).__name__}: {exc})"
+    return cupy, ""
+
+
+def _batch_device(requested: str):
+    """``(name, put, get)``: move an input array to the device, a result array back to NumPy."""
+    import numpy as np
+
+    if requested == "cpu":
+        return "cpu", (lambda a: a), np.asarray
+    cupy, why = _cupy_or_none()
+    if cupy is None:
+        if requested == "gpu":
+            raise LookupError(why)
+        return "cpu", (lambda a: a), np.asarray
+
+    def get(x):
+        return cupy.asnumpy(x) if isinstance(x, cupy.ndarray) else np.asarray(x)
+
+    return f"gpu (CUDA device {cupy.cuda.Device().id})", cupy.asarray, get
+
+
+def _decompose(args, A):
+    """The result of ``--kind`` on A as a dict of NumPy arrays (fields of :data:`BATCH_FIELDS`)."""
+    import numpy as np
+
+    import lowrank
+
+    fn = getattr(lowrank, BATCH_KINDS[args.kind])
+    opts = {"tol": args.tol, "rng": args.seed}
+    if args.kind != "svd":
+        opts["method"] = args.method or "lupp"
+    res = fn(A, args.rank, **opts)
+    fields = BATCH_FIELDS[args.kind] + (("C", "R") if args.store_factors else ())
+    out = {}
+    for f in fields:
+        v = getattr(res, f)
+        out[f] = np.float64(np.nan) if v is None else v
+    return out
+
+
+def _stderr_is_terminal() -> bool:
+    isatty = getattr(sys.stderr, "isatty", None)
+    return bool(isatty and isatty())
+
+
+class _BatchProgress:
+    """A tqdm bar on stderr when stderr is a terminal and tqdm imports, else one stderr line per
+    input (a log file gets no carriage-return redraws); messages either way."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.enabled, self.count, self.bar = total, enabled, 0, None
+        if enabled and _stderr_is_terminal():
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                tqdm = None
+            if tqdm is not None:
+                self.bar = tqdm(total=total, file=sys.stderr, unit="input", desc="lowrank batch",
+                                dynamic_ncols=True)
+
+    def start(self, key: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(key, refresh=True)
+
+    def done(self, key: str, note: str) -> None:
+        self.count += 1
+        if self.bar is not None:
+            self.bar.update(1)
+        elif self.enabled:
+            print(f"lowrank batch [{self.count}/{self.total}] {key}: {note}", file=sys.stderr,
+                  flush=True)
+
+    def message(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class _NpzWriter:
+    """Writes arrays one by one into a .npz (the layout of ``np.savez``, never pickling) at a
+    temporary path next to the target; ``commit`` renames it into place, ``abort`` removes it."""
+
+    def __init__(self, path: str, compress: bool):
+        import zipfile
+
+        self.path = path
+        self.tmp = f"{path}.{os.getpid()}.tmp"
+        self.file = open(self.tmp, "xb")  # noqa: SIM115  (closed by commit/abort)
+        self.zip = zipfile.ZipFile(self.file, "w", allowZip64=True,
+                                   compression=zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED)
+
+    def add(self, name: str, array) -> None:
+        import numpy as np
+
+        with self.zip.open(name + ".npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
+
+    def commit(self) -> None:
+        self.zip.close()
+        self.file.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self.zip.close()
+        with contextlib.suppress(Exception):
+            self.file.close()
+        with contextlib.suppress(OSError):
+            os.remove(self.tmp)
+
+
+def _summary(out: dict) -> str:
+    """``rank 20, error 3.1e-08`` (ranges for a stack)."""
+    import numpy as np
+
+    rank = np.asarray(out["rank"])
+    err = np.asarray(out["error"], dtype=np.float64)
+    r = f"rank {int(rank)}" if rank.ndim == 0 else f"ranks {int(rank.min())}..{int(rank.max())}"
+    if err.ndim == 0:
+        return f"{r}, error {float(err):.2e}"
+    return f"{r}, max error {float(np.max(err)):.2e} over {err.size} matrices"
+
+
+def run_batch(args) -> int:
+    if args.rank is not None and args.rank < 1:
+        return _fail(f"--rank must be at least 1, got {args.rank}")
+    if args.tol is not None and not 0 < args.tol < 1:
+        return _fail(f"--tol must be in (0, 1), got {args.tol}")
+    if args.kind == "svd" and args.method is not None:
+        return _fail("--method selects skeletons of id, rowid and cur; --kind svd takes none")
+    if args.store_factors and args.kind != "cur":
+        return _fail("--store-factors applies to --kind cur only")
+    out_dir = os.path.dirname(os.path.abspath(args.output))
+    if os.path.isdir(args.output):
+        return _fail(f"-o {args.output} is a folder; give a file name such as results.npz")
+    if not os.path.isdir(out_dir):
+        return _fail(f"-o {args.output}: the folder {out_dir} does not exist")
+    out_real = os.path.realpath(args.output)
+    for path in args.inputs:
+        if os.path.isfile(path) and os.path.realpath(path) == out_real:
+            return _fail(f"-o {args.output} is also an input; inputs are never overwritten")
+    try:
+        device, put, get = _batch_device(args.device)
+    except LookupError as exc:
+        return _fail(f"--device gpu: no GPU to run on: {exc}")
+
+    items = _batch_inputs(args.inputs, args.output)
+    if not items:
+        return _fail("no inputs: no .npy or .npz files in " + " ".join(args.inputs))
+    try:
+        writer = _NpzWriter(args.output, args.compress)
+    except OSError as exc:
+        return _fail(f"-o {args.output}: cannot write there ({exc})")
+
+    mode = f"rank {args.rank}" if args.rank is not None else f"tol {args.tol:g}"
+    method = "" if args.kind == "svd" else f", method {args.method or 'lupp'}"
+    progress = _BatchProgress(len(items), not args.no_progress)
+    failed = 0
+    try:
+        for item in items:
+            progress.start(item.key)
+            t0 = time.perf_counter()
+            try:
+                if item.error is not None:
+                    raise item.error
+                result = {f: get(v) for f, v in _decompose(args, put(item.load())).items()}
+                note = f"{_summary(result)} ({time.perf_counter() - t0:.3g} s)"
+            except Exception as exc:  # noqa: BLE001  (one input's failure; the others go on)
+                failed += 1
+                message = f"{type(exc).__name__}: {exc}"
+                progress.message(f"lowrank batch: failed: {item.key} ({item.label}): {message}")
+                writer.add(f"{item.key}/failed", _str_array(message))
+                progress.done(item.key, "FAILED")
+                continue
+            for f, v in result.items():
+                writer.add(f"{item.key}/{f}", v)
+            progress.done(item.key, note)
+        progress.close()
+        writer.commit()
+    except KeyboardInterrupt:
+        progress.close()
+        writer.abort()
+        raise
+    except Exception as exc:  # noqa: BLE001  (writing the output failed: nothing is kept)
+        progress.close()
+        writer.abort()
+        print(f"lowrank batch: error: could not write {args.output}: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return 1
+    n = len(items)
+    print(f"lowrank batch: {n - failed} of {n} input(s) decomposed ({args.kind}, {mode}{method}, "
+          f"seed {args.seed}, {device})" + (f"; {failed} failed" if failed else "")
+          + f"; wrote {args.output}")
+    return 1 if failed else 0
+
+
+def _str_array(text: str):
+    import numpy as np
+
+    return np.array(text, dtype=np.str_)
+
+
+# ---------------------------------------------------------------------------------------------
 # The parser and the entry point
 
 #: Registration functions of the subcommands, in the order ``--help`` lists them.
-COMMANDS = (_add_demo,)
+COMMANDS = (_add_demo, _add_batch)
 
 
 def build_parser() -> argparse.ArgumentParser:
