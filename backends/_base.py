@@ -5,6 +5,13 @@ from __future__ import annotations
 import math
 
 
+def _col_sqnorms(xp, a):
+    """Squared 2-norms of the columns of ``a`` (a real array of a's precision)."""
+    if xp.isdtype(a.dtype, "complex floating"):
+        return xp.sum(xp.real(a) ** 2 + xp.imag(a) ** 2, axis=0)
+    return xp.sum(a * a, axis=0)
+
+
 class Backend:
     """Operations on one array library that the array API standard lacks, plus fast paths.
 
@@ -91,15 +98,30 @@ class Backend:
         return 1.0 / rcond if info == 0 and rcond > 0 else math.inf
 
     def identity_at(self, x, skeleton):
-        """``x`` (k x n) with its columns ``skeleton`` (k distinct indices) set to the identity.
+        """``x`` (k x n) with its columns ``skeleton`` (k distinct indices) set to the identity;
+        also for stacks, ``x`` (..., k, n) and ``skeleton`` (..., k).
 
         The result may share ``x``'s memory: callers pass arrays they own. This default uses
         ``where`` (the standard has no scatter).
         """
         xp = self.xp
-        n = x.shape[1]
-        hit = xp.arange(n, device=x.device)[None, :] == skeleton[:, None]  # k x n, one True a row
-        return xp.where(xp.any(hit, axis=0)[None, :], xp.astype(hit, x.dtype), x)
+        n = x.shape[-1]
+        # (..., k, n), one True a row; stacks of x and skeleton (..., k) broadcast alike
+        hit = xp.arange(n, device=x.device) == skeleton[..., :, None]
+        return xp.where(xp.any(hit, axis=-2)[..., None, :], xp.astype(hit, x.dtype), x)
+
+    # -- stacks of matrices (lowrank._batch) -------------------------------------------------------
+    def qr_pivots(self, a):
+        """Column permutations (b, q) of column-pivoted QR of each matrix of a (b, p, q) stack."""
+        xp = self.xp
+        if a.shape[0] == 0:
+            return xp.zeros((0, a.shape[2]), dtype=xp.int64, device=a.device)
+        return xp.stack([self.qr_pivoted(a[i, ...])[1] for i in range(a.shape[0])])
+
+    def memory_budget(self) -> int:
+        """Bytes of working memory one vectorized chunk of a stack may use (1 GiB unless the
+        backend knows better, e.g. a GPU's free memory)."""
+        return 1 << 30
 
     @staticmethod
     def to_host(a):
@@ -114,6 +136,53 @@ class Backend:
         if xp.isdtype(a.dtype, "complex floating"):
             return float(xp.sum(xp.real(a) ** 2 + xp.imag(a) ** 2))
         return float(xp.sum(a * a))
+
+    # -- the per-block seams of the algorithms (generic defaults; the CuPy backend fuses them) ----
+    def downdate_norms(self, d, R, alive):
+        """Residual column norms after the basis grew by the rows ``R`` (r x n) of ``Q^H A``:
+        ``max(d_j - ||R[:, j]||^2, 0)`` on the columns still ``alive`` (boolean n-vector), 0 on
+        the others (RBRP's downdate, ALGORITHMS.md section 4, step 7). ``d`` is real, of R's
+        precision; returns a new array."""
+        xp = self.xp
+        return xp.where(alive, xp.clip(d - _col_sqnorms(xp, R), min=0.0), xp.zeros_like(d))
+
+    def residual_col_sqnorms(self, M, S, rest, X):
+        """``||M[:, rest[j]] - M[:, S] @ X[:, j]||^2`` for every j (X is len(S) x len(rest)): the
+        squared column errors of the ID ``M ~ M[:, S] X``, exact for ``M = A``, an unbiased
+        estimate for a fresh sketch ``M = Omega A`` (ALGORITHMS.md section 3). Real, of M's
+        precision. This default forms the residual; the CuPy backend never does."""
+        xp = self.xp
+        R = xp.take(M, rest, axis=1) - self.matmul(xp.take(M, S, axis=1), X)
+        return _col_sqnorms(xp, R)
+
+    def batched_lupp(self, Y, k):
+        """Pivot search of many small sketches: for each matrix of the stack ``Y`` (..., l, n),
+        LU with partial pivoting of the transpose of its first k rows (k <= min(l, n)).
+
+        Returns ``LUt`` (..., k, n), the transposed packed factors, and ``perm`` (..., n) int64,
+        the row permutation of ``Y[..., :k, :]^T`` (``perm[..., :k]``: the k skeleton columns),
+        as :meth:`lu` returns them for one matrix. This default loops over the stack; the CuPy
+        backend does the whole stack in one launch (``lowrank.kernels.batched_lupp``).
+        """
+        xp = self.xp
+        l, n = Y.shape[-2:]
+        lead = tuple(Y.shape[:-2])
+        flat = xp.reshape(Y, (-1, l, n))
+        dev = Y.device
+        LUs, perms = [], []
+        for b in range(flat.shape[0]):
+            if k:
+                LU, perm = self.lu(flat[b, :k, :].T)
+                LUs.append(LU.T)
+                perms.append(xp.astype(perm, xp.int64))
+            else:
+                LUs.append(xp.zeros((0, n), dtype=Y.dtype, device=dev))
+                perms.append(xp.arange(n, dtype=xp.int64, device=dev))
+        if not LUs:
+            return (xp.zeros((*lead, k, n), dtype=Y.dtype, device=dev),
+                    xp.zeros((*lead, n), dtype=xp.int64, device=dev))
+        return (xp.reshape(xp.stack(LUs), (*lead, k, n)),
+                xp.reshape(xp.stack(perms), (*lead, n)))
 
     # -- helpers shared by every backend --------------------------------------------------------
     @staticmethod

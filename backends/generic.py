@@ -86,14 +86,15 @@ class GenericBackend(Backend):
 
     def solve_triangular(self, a, b, *, lower, unit_diagonal=False, transpose=False):
         xp = self.xp
-        n = a.shape[0]
-        tri = xp.tril(a, k=-1) if lower else xp.triu(a, k=1)
+        n = a.shape[-1]
+        eye = xp.eye(n, dtype=a.dtype, device=a.device)
+        tri = xp.tril(a, k=-1) if lower else xp.triu(a, k=1)  # also stacks (..., n, n)
         if unit_diagonal:
-            tri = tri + xp.eye(n, dtype=a.dtype, device=a.device)
+            tri = tri + eye
         else:
-            tri = tri + xp.linalg.diagonal(a)[:, None] * xp.eye(n, dtype=a.dtype, device=a.device)
+            tri = tri + xp.linalg.diagonal(a)[..., :, None] * eye
         if transpose:
-            tri = tri.T
+            tri = xp.matrix_transpose(tri)
         # The standard has no triangular solve; a general solve of the triangular matrix is exact
         # in the same sense (LU with partial pivoting of a triangular matrix is backward stable).
         return xp.linalg.solve(tri, b)

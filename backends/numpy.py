@@ -84,7 +84,7 @@ class NumpyBackend(Backend):
         if a.dtype != b.dtype:
             dtype = np.result_type(a, b)
             a, b = a.astype(dtype, copy=False), b.astype(dtype, copy=False)
-        if a.dtype.char not in "fdFD" or 0 in a.shape or 0 in b.shape:
+        if a.dtype.char not in "fdFD" or 0 in a.shape or 0 in b.shape or a.ndim > 2 or b.ndim > 2:
             return a @ b
         (gemm,) = blas.get_blas_funcs(("gemm",), (a, b))
         if a.flags.c_contiguous and b.flags.c_contiguous:
@@ -97,6 +97,8 @@ class NumpyBackend(Backend):
         return gemm(1.0, fa, fb, trans_a=ta, trans_b=tb)
 
     def qr(self, a):
+        if a.ndim > 2:
+            return np.linalg.qr(a, mode="reduced")
         return _scipy_qr(a, mode="economic", check_finite=False)
 
     def qr_r(self, a):
@@ -123,6 +125,12 @@ class NumpyBackend(Backend):
         return lu, ipiv_to_perm(ipiv, a.shape[0])
 
     def solve_triangular(self, a, b, *, lower, unit_diagonal=False, transpose=False):
+        if a.ndim > 2:  # a stack: one BLAS call per matrix
+            return np.stack([
+                self.solve_triangular(a[i], b[i], lower=lower, unit_diagonal=unit_diagonal,
+                                      transpose=transpose)
+                for i in range(a.shape[0])
+            ]) if a.shape[0] else np.zeros(b.shape, dtype=np.result_type(a, b))
         if a.dtype != b.dtype or a.dtype.char not in "fdFD" or b.ndim != 2 or 0 in b.shape:
             return _scipy_solve_triangular(
                 a, b, lower=lower, unit_diagonal=unit_diagonal, trans=1 if transpose else 0,
@@ -157,8 +165,15 @@ class NumpyBackend(Backend):
         return R if np.isfinite(R).all() else None
 
     def identity_at(self, x, skeleton):
-        x[:, skeleton] = 0
-        x[np.arange(skeleton.shape[0]), skeleton] = 1
+        if x.ndim == 2:
+            x[:, skeleton] = 0
+            x[np.arange(skeleton.shape[0]), skeleton] = 1
+            return x
+        b = x.shape[0]
+        x = x.reshape(b, *x.shape[-2:]) if x.ndim > 3 else x
+        bi = np.arange(b)[:, None]
+        x[bi, :, skeleton] = 0
+        x[bi, np.arange(skeleton.shape[-1])[None, :], skeleton] = 1
         return x
 
     def sqnorm(self, a) -> float:
@@ -169,6 +184,8 @@ class NumpyBackend(Backend):
         return super().sqnorm(a)
 
     def svd(self, a):
+        if a.ndim > 2:
+            return np.linalg.svd(a, full_matrices=False)
         try:
             return _scipy_svd(a, full_matrices=False, check_finite=False, lapack_driver="gesdd")
         except np.linalg.LinAlgError:  # gesdd's rare convergence failure: the slower, sturdier driver

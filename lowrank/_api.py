@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from . import _angles, _cur, _id, _rsvd, _spectral
+from . import _angles, _batch, _cur, _id, _rsvd, _spectral
 from ._linalg import eps, relative_from_difference
 from ._namespace import resolve
 from ._results import AngleBounds, CURResult, IDResult, SVDResult
@@ -24,9 +24,10 @@ __all__ = ["column_id", "row_id", "cur", "rsvd", "estimate_spectral_norm", "esti
 
 
 def _problem(A, rank, tol, *, sketch="gaussian", oversample=10, block_size=64, rng=None,
-             check_finite=True, transpose=False):
-    """Validate the common arguments and build the column-ID problem (on ``A.T`` for rows)."""
-    xp, be, A = resolve(A)
+             check_finite=True, transpose=False, resolved=None):
+    """Validate the common arguments and build the column-ID problem (on ``A.T`` for rows).
+    ``resolved`` is ``resolve(A)`` when the caller has it already."""
+    xp, be, A = resolved or resolve(A)
     A = as_floating_matrix(xp, A)
     rank, tol = rank_or_tol(rank, tol, *A.shape)
     choice(sketch, "sketch", SKETCHES)
@@ -34,9 +35,14 @@ def _problem(A, rank, tol, *, sketch="gaussian", oversample=10, block_size=64, r
         xp, be, A.T if transpose else A, be.make_rng(rng), sketch,
         as_int(oversample, "oversample", low=0), as_int(block_size, "block_size", low=1),
     )
-    if check_finite:
+    if check_finite and not _distributed(be):  # a distributed backend checks in its first pass
         P.normA2 = finite_sqnorm(xp, be, A)
     return P, rank, tol
+
+
+def _distributed(be) -> bool:
+    """The backend's capability to run the decompositions as chunked passes (Dask: lowrank/_dask.py)."""
+    return getattr(be, "distributed", False)
 
 
 def _method_and_interp(method, interp):
@@ -169,9 +175,62 @@ def row_id(A, rank=None, *, tol=None, method="lupp", interp="optimal", sketch="g
 
 def _interpolative(A, rank, tol, method, interp, *, axis, **options):
     """Column ID (``axis=1``) or row ID (``axis=0``, the column ID of ``A.T``)."""
-    P, rank, tol = _problem(A, rank, tol, transpose=axis == 0, **options)
-    skeleton, X, k, error = _id.column_id(P, _method_and_interp(method, interp), rank, tol, interp)
+    resolved = resolve(A)
+    if resolved[2].ndim > 2:
+        return _stack_interpolative(resolved, rank, tol, method, interp, axis, options)
+    P, rank, tol = _problem(A, rank, tol, transpose=axis == 0, resolved=resolved, **options)
+    method = _method_and_interp(method, interp)
+    if _distributed(P.be):
+        from . import _dask
+
+        skeleton, X, k, error = _dask.column_id(P, method, rank, tol, interp,
+                                                options.get("check_finite", True))
+    else:
+        skeleton, X, k, error = _id.column_id(P, method, rank, tol, interp)
     return IDResult(skeleton, X if axis == 1 else X.T, k, error, axis)
+
+
+class _Stack:
+    """A validated stack ``(..., m, n)``, flattened to (b, m, n), with the call's options."""
+
+    def __init__(self, resolved, rank, tol, options, sketch=None, method=None):
+        xp, be, A = resolved
+        self.xp, self.be = xp, be
+        A = as_floating_matrix(xp, A, stack=True)
+        self.rank, self.tol = rank_or_tol(rank, tol, *A.shape[-2:])
+        if sketch is not None:
+            choice(sketch, "sketch", SKETCHES)
+        as_int(options.get("oversample", 10), "oversample", low=0)
+        as_int(options.get("block_size", 64), "block_size", low=1)
+        self.rng = be.make_rng(options.get("rng"))
+        self.flat, self.batch = _batch.flatten(xp, A)
+        if options.get("check_finite", True):
+            finite_sqnorm(xp, be, self.flat)
+        # the per-matrix calls share the generator (sequential draws: same seed, same results)
+        self.options = {**options, "rng": self.rng, "check_finite": False}
+
+    def each(self, fn, *args, **kwargs):
+        return [fn(self.flat[i, ...], *args, **kwargs, **self.options) for i in range(self.flat.shape[0])]
+
+    def shaped(self, a):
+        return self.xp.reshape(a, (*self.batch, *a.shape[1:]))
+
+
+def _stack_interpolative(resolved, rank, tol, method, interp, axis, options):
+    """Column or row IDs of every matrix of a stack (see :mod:`lowrank._batch`)."""
+    st = _Stack(resolved, rank, tol, options, sketch=options.get("sketch", "gaussian"))
+    meth = _method_and_interp(method, interp)
+    xp = st.xp
+    if (st.tol is None and meth.name in _batch.VECTOR_METHODS and interp in _batch.VECTOR_INTERPS
+            and options.get("sketch", "gaussian") == "gaussian"):
+        A = st.flat if axis == 1 else xp.matrix_transpose(st.flat)
+        S, X, err = _batch.vectorized_column_id(xp, st.be, st.rng, A, st.rank, meth.name, interp,
+                                                options.get("oversample", 10))
+        X = X if axis == 1 else xp.matrix_transpose(X)
+        return IDResult(st.shaped(S), st.shaped(X), st.rank,
+                        None if err is None else err.reshape(st.batch), axis)
+    results = st.each(_interpolative, st.rank, st.tol, method, interp, axis=axis)
+    return _batch.stack_ids(xp, results, st.batch, st.tol is None)
 
 
 def cur(A, rank=None, *, tol=None, method="lupp", core="optimal", sketch="gaussian",
@@ -213,10 +272,21 @@ def cur(A, rank=None, *, tol=None, method="lupp", core="optimal", sketch="gaussi
     >>> bool(abs(err - res.error) < 1e-8 and err < 1e-4)
     True
     """
+    resolved = resolve(A)
+    if resolved[2].ndim > 2:
+        st = _Stack(resolved, rank, tol, {"oversample": oversample, "block_size": block_size,
+                                          "rng": rng, "check_finite": check_finite}, sketch=sketch)
+        results = st.each(cur, st.rank, tol=st.tol, method=method, core=core, sketch=sketch)
+        return _batch.stack_curs(st.xp, results, st.batch, st.tol is None)
     P, rank, tol = _problem(A, rank, tol, sketch=sketch, oversample=oversample,
-                            block_size=block_size, rng=rng, check_finite=check_finite)
+                            block_size=block_size, rng=rng, check_finite=check_finite,
+                            resolved=resolved)
     meth = _id.METHODS[choice(method, "method", _id.METHODS)]
     choice(core, "core", _cur.CORES)
+    if _distributed(P.be):
+        from . import _dask
+
+        return CURResult(*_dask.cur(P, meth, core, rank, tol, check_finite))
     xp = P.xp
     X = None
     if tol is not None or core == "id":
@@ -304,12 +374,32 @@ def rsvd(A, rank=None, *, tol=None, n_iter=2, oversample=10, block_size=64, rng=
     >>> res.angles.left_posterior.shape, bool(np.all(res.angles.left_prior <= 1))
     ((10,), True)
     """
+    resolved = resolve(A)
+    if resolved[2].ndim > 2:
+        st = _Stack(resolved, rank, tol, {"oversample": oversample, "block_size": block_size,
+                                          "rng": rng, "check_finite": check_finite})
+        n_iter = as_int(n_iter, "n_iter", low=0)
+        if st.tol is None and not estimate_error2 and not angles:
+            U, S, Vh, err = _batch.vectorized_rsvd(st.xp, st.be, st.rng, st.flat, st.rank, n_iter,
+                                                   oversample)
+            return SVDResult(st.shaped(U), st.shaped(S), st.shaped(Vh), st.rank,
+                             err.reshape(st.batch))
+        results = st.each(rsvd, st.rank, tol=st.tol, n_iter=n_iter, estimate_error2=estimate_error2,
+                          angles=angles, n_power=n_power)
+        return _batch.stack_svds(st.xp, results, st.batch, st.tol is None)
     P, rank, tol = _problem(A, rank, tol, oversample=oversample, block_size=block_size, rng=rng,
-                            check_finite=check_finite)
+                            check_finite=check_finite, resolved=resolved)
     n_iter = as_int(n_iter, "n_iter", low=0)
     n_power = as_int(n_power, "n_power", low=0)
     estimate_error2 = _as_bool(estimate_error2, "estimate_error2")
     angles = _as_bool(angles, "angles")
+    if _distributed(P.be):
+        for flag, name in ((estimate_error2, "estimate_error2"), (angles, "angles")):
+            if flag:
+                raise ValueError(f"{name}=True is not available for Dask arrays")
+        from . import _dask
+
+        return SVDResult(*_dask.rsvd(P, rank, tol, n_iter, check_finite))
     if tol is None:
         U, S, Vh, k, error, basis = _rsvd.rsvd_fixed(P, rank, n_iter)
     else:
@@ -340,6 +430,8 @@ def _as_bool(value, name):
 def _operator(A, rng):
     """Resolve the namespace once, validate A (floating, 2-D, non-empty, finite) and wrap it."""
     xp, be, A = resolve(A)
+    if _distributed(be):
+        raise TypeError("A: estimate_spectral_norm and estimate_rank do not take Dask arrays yet")
     A = as_floating_matrix(xp, A)
     gen = be.make_rng(rng)
     finite_sqnorm(xp, be, A)

@@ -22,6 +22,11 @@ class IDResult(NamedTuple):
     error : float or None
         Estimate of the relative Frobenius error ``||A - A_hat||_F / ||A||_F``; None where the
         method and interpolation give none (see :func:`lowrank.column_id`).
+
+    For a stack ``A`` of shape (..., m, n) every field gains the leading batch shape: skeleton
+    (..., k), interp (..., k, n) or (..., m, k), error a NumPy array (...); in tolerance mode
+    ``rank`` is a NumPy int array (...) and skeleton and interp are padded to the largest rank
+    (skeleton index 0 and zero interpolation rows/columns past each matrix's rank).
     axis : int
         1 for a column ID, 0 for a row ID.
     """
@@ -33,14 +38,24 @@ class IDResult(NamedTuple):
     axis: int
 
     def skeleton_matrix(self, A):
-        """The skeleton ``A[:, skeleton]`` (column ID) or ``A[skeleton, :]`` (row ID)."""
+        """The skeleton ``A[:, skeleton]`` (column ID) or ``A[skeleton, :]`` (row ID); for a stack,
+        that of every matrix."""
         xp = array_api_compat.array_namespace(A)
-        return xp.take(A, self.skeleton, axis=self.axis)
+        if A.ndim == 2:
+            return xp.take(A, self.skeleton, axis=self.axis)
+        m, n = A.shape[-2:]
+        k = self.skeleton.shape[-1]
+        if self.axis == 1:
+            idx = xp.broadcast_to(self.skeleton[..., None, :], (*A.shape[:-2], m, k))
+            return xp.take_along_axis(A, idx, axis=-1)
+        idx = xp.broadcast_to(self.skeleton[..., :, None], (*A.shape[:-2], k, n))
+        return xp.take_along_axis(A, idx, axis=-2)
 
     def reconstruct(self, A):
-        """The rank-k approximation of ``A`` this decomposition describes."""
+        """The rank-k approximation of ``A`` this decomposition describes (of every matrix, for
+        a stack)."""
         xp = array_api_compat.array_namespace(A)
-        skel = xp.take(A, self.skeleton, axis=self.axis)
+        skel = self.skeleton_matrix(A)
         interp = xp.astype(self.interp, skel.dtype) if self.interp.dtype != skel.dtype else self.interp
         return skel @ interp if self.axis == 1 else interp @ skel
 
@@ -145,4 +160,4 @@ class SVDResult(NamedTuple):
     def reconstruct(self):
         """The matrix ``U @ diag(S) @ Vh``."""
         xp = array_api_compat.array_namespace(self.U)
-        return (self.U * xp.astype(self.S, self.U.dtype)[None, :]) @ self.Vh
+        return (self.U * xp.astype(self.S, self.U.dtype)[..., None, :]) @ self.Vh

@@ -7,12 +7,13 @@ import numbers
 import operator
 
 
-def as_floating_matrix(xp, A, name="A"):
-    """Validate a 2-D matrix and return it as floating point (integers to float64).
+def as_floating_matrix(xp, A, name="A", *, stack=False):
+    """Validate a 2-D matrix (or, with ``stack=True``, a stack ``(..., m, n)`` of them) and return
+    it as floating point (integers to float64).
 
     float32/float64/complex64/complex128 keep their dtype; float16 becomes float32; booleans,
-    strings and objects are a ``TypeError``; empty matrices and non-2-D input a ``ValueError``.
-    The input is never modified.
+    strings and objects are a ``TypeError``; empty input (any zero dimension) and the wrong
+    number of dimensions a ``ValueError``. The input is never modified.
     """
     dtype = A.dtype
     kind = getattr(dtype, "kind", None)  # NumPy-like dtypes: catch object/str/datetime early
@@ -20,9 +21,10 @@ def as_floating_matrix(xp, A, name="A"):
         raise TypeError(f"{name} must have a numeric dtype, got {dtype}")
     if xp.isdtype(dtype, "bool"):
         raise TypeError(f"{name} must have a numeric dtype, got bool")
-    if A.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D matrix, got an array of shape {tuple(A.shape)}")
-    if A.shape[0] == 0 or A.shape[1] == 0:
+    if A.ndim != 2 and not (stack and A.ndim > 2):
+        what = "a 2-D matrix or a stack of them, shape (..., m, n)" if stack else "a 2-D matrix"
+        raise ValueError(f"{name} must be {what}, got an array of shape {tuple(A.shape)}")
+    if any(d == 0 for d in A.shape):
         raise ValueError(f"{name} must not be empty, got shape {tuple(A.shape)}")
     if xp.isdtype(dtype, "integral"):
         A = xp.astype(A, xp.float64)

@@ -334,8 +334,6 @@ def test_method_list_matches_the_library():
 # -- stacks (..., m, n) ---------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=False, reason="stack support of column_id/cur/rsvd is being added by the "
-                                        "lead; until it lands a stack is reported as a failure")
 @pytest.mark.parametrize("kind", ["id", "cur", "svd"])
 def test_stack_fixed_rank(tmp_path, capsys, kind):
     st = np.stack([_matrix(21 + i) for i in range(3)])
@@ -350,8 +348,6 @@ def test_stack_fixed_rank(tmp_path, capsys, kind):
         _check_fixed(kind, st[i], one, "one")
 
 
-@pytest.mark.xfail(strict=False, reason="stack support (tolerance mode: per-matrix ranks, factors "
-                                        "padded to the largest rank) is being added by the lead")
 def test_stack_tolerance_mode(tmp_path, capsys):
     # two spectra (0.5^i and 0.2^i) so that the two ranks differ and the padding shows
     st = np.stack([_matrix(30), matrix_with_spectrum(M, N, 0.2 ** np.arange(N), rng=31)])

@@ -40,7 +40,14 @@ def _names(message, *names):
 # (id, A, args, kwargs, exception, names the message must contain)
 COMMON = [
     ("1-D", lambda: np.ones(5), (1,), {}, ValueError, ["A"]),
-    ("3-D", lambda: np.ones((3, 4, 5)), (2,), {}, ValueError, ["A"]),
+    ("stack-empty-batch", lambda: np.ones((0, 4, 5)), (2,), {}, ValueError, ["A"]),
+    ("stack-empty-matrices", lambda: np.ones((3, 0, 5)), (2,), {}, ValueError, ["A"]),
+    ("stack-nan", lambda: np.stack([_A(), _with(np.nan, 1, 2)]), (3,), {}, ValueError, ["A"]),
+    ("stack-nan-tol", lambda: np.stack([_A(), _with(np.inf, 1, 2)]), (), {"tol": 0.1}, ValueError, ["A"]),
+    ("stack-rank-too-big", lambda: np.ones((3, 4, 5)), (5,), {}, ValueError, ["rank"]),
+    ("stack-bool", lambda: np.ones((3, 4, 5), dtype=bool), (2,), {}, TypeError, ["A"]),
+    ("stack-rng-str", lambda: np.ones((3, 4, 5)), (2,), {"rng": "seed"}, TypeError, ["rng"]),
+    ("stack-oversample", lambda: np.ones((3, 4, 5)), (2,), {"oversample": -1}, ValueError, ["oversample"]),
     ("0-D", lambda: np.float64(3.0), (1,), {}, ValueError, ["A"]),
     ("empty-0x5", lambda: np.ones((0, 5)), (1,), {}, ValueError, ["A"]),
     ("empty-5x0", lambda: np.ones((5, 0)), (1,), {}, ValueError, ["A"]),

@@ -1,0 +1,275 @@
+"""Stacks of matrices ``(..., m, n)``: one decomposition per matrix.
+
+The common case, fixed rank with a Gaussian sketch, is vectorized over the stack: every step is
+one stacked operation of the array library (a broadcast GEMM with one shared sketch operator, one
+pivot search for all the sketches through the backend, stacked QR, triangular solves and SVDs),
+so a GPU sees a handful of launches per chunk, not a Python loop over matrices. That covers
+``column_id`` / ``row_id`` with ``method="lupp"`` or ``"cpqr"`` and ``interp="optimal"`` or
+``"oversampled"``, and ``rsvd`` without the optional estimates. Everything else (tolerance mode,
+the other methods and interpolations, sparse-sign sketches, ``cur``) runs the single-matrix code
+on each matrix in turn and stacks the results.
+
+Sharing one sketch operator across a chunk is sound: each matrix on its own is sketched by a
+Gaussian matrix, which is all the per-matrix guarantees use (the matrices' results are not
+independent of each other, which nothing here relies on).
+
+Result shapes (batch shape ``...``):
+
+- fixed rank: ``skeleton`` (..., k), ``interp`` (..., k, n) for columns or (..., m, k) for rows,
+  ``rank`` the int k, ``error`` a NumPy float64 array (...) (or None where the single-matrix
+  call gives none);
+- tolerance mode: ``rank`` a NumPy int64 array (...), and ``skeleton`` / ``interp`` padded to the
+  largest rank: past ``rank[i]`` the skeleton holds index 0 and the interpolation rows (columns
+  for a row ID) are zero, so ``A[..., skeleton] @ interp`` and ``reconstruct`` stay exact;
+- ``rsvd``: ``U`` (..., m, k), ``S`` (..., k), ``Vh`` (..., k, n), zero-padded likewise in
+  tolerance mode; ``cur``: ``C``, ``U``, ``R``, ``cols``, ``rows`` stacked and padded likewise.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._linalg import DIFFERENCE_ROUNDING, eps, real_dtype
+from ._results import CURResult, IDResult, SVDResult
+
+#: Interpolations and methods the vectorized column ID handles.
+VECTOR_INTERPS = ("optimal", "oversampled")
+VECTOR_METHODS = ("lupp", "cpqr")
+
+
+def flatten(xp, A):
+    """``(A as (b, m, n), batch shape)``."""
+    batch = tuple(A.shape[:-2])
+    b = math.prod(batch)
+    return xp.reshape(A, (b, *A.shape[-2:])), batch
+
+
+def stack_sqnorms(xp, be, A):
+    """Squared Frobenius norms of the matrices of a (b, m, n) stack, as a NumPy float64 array."""
+    if xp.isdtype(A.dtype, "complex floating"):
+        s = xp.sum(xp.real(A) ** 2 + xp.imag(A) ** 2, axis=(-2, -1))
+    else:
+        s = xp.sum(A * A, axis=(-2, -1))
+    return np.asarray(be.to_host(xp.astype(s, xp.float64)), dtype=np.float64)
+
+
+def relative_errors(err2, total2, eps_):
+    """Elementwise :func:`lowrank._linalg.relative_from_difference` on NumPy arrays."""
+    err2 = np.maximum(err2, DIFFERENCE_ROUNDING * eps_ * total2)
+    out = np.zeros_like(total2)
+    pos = total2 > 0
+    out[pos] = np.sqrt(np.maximum(err2[pos], 0.0) / total2[pos])
+    return out
+
+
+def _itemsize(xp, dtype) -> int:
+    return {xp.float32: 4, xp.float64: 8, xp.complex64: 8, xp.complex128: 16}.get(dtype, 16)
+
+
+def chunks(be, b, per_matrix_bytes):
+    """Slices of a stack of b matrices, each chunk within the backend's memory budget."""
+    budget = be.memory_budget()
+    size = max(1, min(b, int(budget // max(per_matrix_bytes, 1))))
+    return [slice(i, min(i + size, b)) for i in range(0, b, size)]
+
+
+def _gather_columns(xp, A, idx):
+    """``A[i][:, idx[i]]`` for a (b, m, n) stack and (b, k) indices: (b, m, k)."""
+    b, m, _ = A.shape
+    full = xp.broadcast_to(idx[:, None, :], (b, m, idx.shape[1]))
+    return xp.take_along_axis(A, full, axis=2)
+
+
+def _solve_upper(be, xp, R, B):
+    """``R[i]^{-1} B[i]`` for a stack of upper-triangular R, safe for singular ones (then the
+    minimum-norm least-squares solution of every matrix, through the SVD of R: bounded, no NaN)."""
+    k = R.shape[-1]
+    if k == 0:
+        return B
+    d = xp.abs(xp.linalg.diagonal(R))
+    dmax = xp.max(d, axis=-1)
+    regular = xp.all((dmax > 0) & (xp.min(d, axis=-1) > k * eps(xp, R.dtype) * dmax))
+    if bool(regular):
+        return be.solve_triangular(R, B, lower=False)
+    U, S, Vh = be.svd(R)
+    smax = S[..., :1]
+    keep = S > k * eps(xp, R.dtype) * smax
+    inv = xp.where(keep, 1.0 / xp.where(keep, S, xp.ones_like(S)), xp.zeros_like(S))
+    inv = xp.astype(inv, R.dtype)
+    return be.matmul(_ct(xp, Vh), inv[..., :, None] * be.matmul(_ct(xp, U), B))
+
+
+def _ct(xp, a):
+    """Conjugate transpose of the last two axes."""
+    t = xp.matrix_transpose(a)
+    return xp.conj(t) if xp.isdtype(a.dtype, "complex floating") else t
+
+
+def _gaussian(be, xp, rng, shape, dtype, device):
+    g = be.standard_normal(rng, shape, real_dtype(xp, dtype), device=device)
+    return xp.astype(g, dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Vectorized fixed-rank column ID
+
+
+def column_id_chunk(xp, be, rng, A, k, method, interp, oversample):
+    """Fixed-rank column IDs of a (b, m, n) chunk: skeletons (b, k), interps (b, k, n) and
+    squared errors (NumPy, b) with the chunk's squared norms."""
+    b, m, n = A.shape
+    l = min(k + oversample, m)
+    omega = _gaussian(be, xp, rng, (l, m), A.dtype, A.device) * (1.0 / math.sqrt(l))
+    Y = be.matmul(omega, A)  # (b, l, n): one broadcast GEMM
+    if method == "lupp":
+        # LU with partial pivoting of each Y^T: its first k pivots read only the first k rows of Y
+        perm = be.batched_lupp(Y, k)[1]  # (b, n); one launch on a GPU
+    else:
+        perm = be.qr_pivots(Y)  # column pivots of each Y: (b, n)
+    S = perm[:, :k]
+    if interp == "optimal":
+        basis, target = _gather_columns(xp, A, S), A  # X = A_S^+ A
+    else:
+        basis, target = _gather_columns(xp, Y, S), Y  # X = Y_S^+ Y (least squares on the sketch)
+    Q, R = be.qr(basis)
+    Bq = be.matmul(_ct(xp, Q), target)  # (b, k, n)
+    X = be.identity_at(_solve_upper(be, xp, R, Bq), S)
+    total = stack_sqnorms(xp, be, A)
+    err2 = total - stack_sqnorms(xp, be, Bq) if interp == "optimal" else None
+    return S, X, err2, total
+
+
+def rsvd_chunk(xp, be, rng, A, k, n_iter, oversample):
+    """Fixed-rank randomized SVDs of a (b, m, n) chunk: U, S, Vh and (NumPy) squared errors."""
+    b, m, n = A.shape
+    l = min(k + oversample, m, n)
+    Y = be.matmul(A, _gaussian(be, xp, rng, (n, l), A.dtype, A.device))
+    for _ in range(n_iter):
+        Q = be.qr(Y)[0]
+        Z = be.qr(_ct(xp, be.matmul(_ct(xp, Q), A)))[0]  # orthonormal basis of A^H Q
+        Y = be.matmul(A, Z)
+    Q = be.qr(Y)[0]
+    B = be.matmul(_ct(xp, Q), A)
+    Ub, S, Vh = be.svd(B)
+    U = be.matmul(Q, Ub[..., :k])
+    S, Vh = S[..., :k], Vh[..., :k, :]
+    total = stack_sqnorms(xp, be, A)
+    kept = np.asarray(be.to_host(xp.astype(xp.sum(S * S, axis=-1), xp.float64)), dtype=np.float64)
+    return U, S, Vh, total - kept, total
+
+
+def vectorized_column_id(xp, be, rng, A, k, method, interp, oversample):
+    """Stacked fixed-rank column IDs of a (b, m, n) stack, chunked to the memory budget."""
+    b, m, n = A.shape
+    l = min(k + oversample, m)
+    item = _itemsize(xp, A.dtype)
+    per = item * (l * n + 2 * m * k + 3 * k * n + l * m // max(b, 1))
+    parts = [column_id_chunk(xp, be, rng, A[s, ...], k, method, interp, oversample)
+             for s in chunks(be, b, per)]
+    S = xp.concat([p[0] for p in parts], axis=0)
+    X = xp.concat([p[1] for p in parts], axis=0)
+    if interp != "optimal":
+        return S, X, None
+    err2 = np.concatenate([p[2] for p in parts])
+    total = np.concatenate([p[3] for p in parts])
+    return S, X, relative_errors(err2, total, eps(xp, A.dtype))
+
+
+def vectorized_rsvd(xp, be, rng, A, k, n_iter, oversample):
+    b, m, n = A.shape
+    l = min(k + oversample, m, n)
+    item = _itemsize(xp, A.dtype)
+    per = item * (3 * (m + n) * l + l * l)
+    parts = [rsvd_chunk(xp, be, rng, A[s, ...], k, n_iter, oversample) for s in chunks(be, b, per)]
+    U, S, Vh = (xp.concat([p[i] for p in parts], axis=0) for i in range(3))
+    err2 = np.concatenate([p[3] for p in parts])
+    total = np.concatenate([p[4] for p in parts])
+    return U, S, Vh, relative_errors(err2, total, eps(xp, A.dtype))
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-matrix fallback: the single-matrix function on each matrix, results stacked
+
+
+def _pad(xp, a, axis, size, fill=0):
+    """``a`` padded with ``fill`` along ``axis`` to ``size``."""
+    extra = size - a.shape[axis]
+    if extra == 0:
+        return a
+    shape = list(a.shape)
+    shape[axis] = extra
+    pad = xp.full(tuple(shape), fill, dtype=a.dtype, device=a.device)
+    return xp.concat([a, pad], axis=axis)
+
+
+def _errors(results):
+    errs = [r.error for r in results]
+    return None if any(e is None for e in errs) else np.asarray(errs, dtype=np.float64)
+
+
+def stack_ids(xp, results, batch, fixed):
+    """One IDResult for a list of per-matrix IDResults (padded in tolerance mode)."""
+    axis = results[0].axis
+    ranks = np.asarray([r.rank for r in results], dtype=np.int64)
+    kmax = int(ranks.max()) if ranks.size else 0
+    k_axis = 0 if axis == 1 else 1  # where k sits in a 2-D interp
+    skel = xp.stack([_pad(xp, r.skeleton, 0, kmax) for r in results])
+    interp = xp.stack([_pad(xp, r.interp, k_axis, kmax) for r in results])
+    rank = int(ranks[0]) if fixed else ranks.reshape(batch)
+    errors = _errors(results)
+    return IDResult(
+        xp.reshape(skel, (*batch, kmax)),
+        xp.reshape(interp, (*batch, *interp.shape[1:])),
+        rank,
+        None if errors is None else errors.reshape(batch),
+        axis,
+    )
+
+
+def stack_curs(xp, results, batch, fixed):
+    ranks = np.asarray([r.rank for r in results], dtype=np.int64)
+    kmax = int(ranks.max()) if ranks.size else 0
+
+    def st(name, axes):
+        arrs = []
+        for r in results:
+            a = getattr(r, name)
+            for ax in axes:
+                a = _pad(xp, a, ax, kmax)
+            arrs.append(a)
+        s = xp.stack(arrs)
+        return xp.reshape(s, (*batch, *s.shape[1:]))
+
+    errors = _errors(results)
+    return CURResult(
+        st("C", (1,)), st("U", (0, 1)), st("R", (0,)), st("cols", (0,)), st("rows", (0,)),
+        int(ranks[0]) if fixed else ranks.reshape(batch),
+        None if errors is None else errors.reshape(batch),
+    )
+
+
+def stack_svds(xp, results, batch, fixed):
+    ranks = np.asarray([r.rank for r in results], dtype=np.int64)
+    kmax = int(ranks.max()) if ranks.size else 0
+
+    def st(name, ax):
+        s = xp.stack([_pad(xp, getattr(r, name), ax, kmax) for r in results])
+        return xp.reshape(s, (*batch, *s.shape[1:]))
+
+    errors = _errors(results)
+    err2 = [r.error_2 for r in results]
+    return SVDResult(
+        st("U", 1), st("S", 0), st("Vh", 0),
+        int(ranks[0]) if fixed else ranks.reshape(batch),
+        None if errors is None else errors.reshape(batch),
+        None if any(e is None for e in err2) else np.asarray(err2, dtype=np.float64).reshape(batch),
+        None if results[0].angles is None else [r.angles for r in results],
+    )
+
+
+__all__ = [
+    "flatten", "stack_ids", "stack_curs", "stack_svds", "vectorized_column_id", "vectorized_rsvd",
+    "VECTOR_INTERPS", "VECTOR_METHODS",
+]
