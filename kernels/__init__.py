@@ -1,7 +1,8 @@
 """CUDA kernels (``.cu`` sources shipped as package data) and their thin CuPy loader.
 
 Each kernel is a C++ template in a ``.cu`` file of this package, with a NumPy reference twin in
-the matching Python module (``sparse_sign.cu`` and :mod:`lowrank.kernels.sparse_sign`). CuPy is
+the matching Python module (``sparse_sign.cu`` and :mod:`lowrank.kernels.sparse_sign`;
+``rbrp_step.cu``, ``batched_lupp.cu`` and ``residual.cu`` likewise). CuPy is
 an optional dependency: nothing here imports it until :func:`get_function` is called, so this
 package imports, and its sources can be listed and compiled with ``nvcc``, on any machine.
 
@@ -34,9 +35,20 @@ class KernelSpec(NamedTuple):
 
 #: Every kernel of the package: name -> :class:`KernelSpec`. A module is built with the name
 #: expressions of all the kernels of its source file.
+_ALL = ("float", "double", "float2", "double2")  # float32, float64, complex64, complex128
 KERNELS = MappingProxyType(
     {
-        "sparse_sign_apply": KernelSpec("sparse_sign.cu", ("float", "double", "float2", "double2")),
+        "sparse_sign_apply": KernelSpec("sparse_sign.cu", _ALL),
+        # RBRP block step (lowrank.kernels.rbrp_step): weighted sampling by exponential keys ...
+        "sample_keys": KernelSpec("rbrp_step.cu", ("float", "double")),
+        "sample_topb_first": KernelSpec("rbrp_step.cu", ("float", "double")),
+        "topb_merge": KernelSpec("rbrp_step.cu", ("double",)),
+        # ... and the fused residual-norm downdate
+        "rbrp_downdate": KernelSpec("rbrp_step.cu", _ALL),
+        # batched pivot search by LU with partial pivoting (lowrank.kernels.batched_lupp)
+        "batched_lupp": KernelSpec("batched_lupp.cu", _ALL),
+        # fused residual column norms of an ID (lowrank.kernels.residual)
+        "residual_colnorms": KernelSpec("residual.cu", _ALL),
     }
 )
 

@@ -1,13 +1,16 @@
-"""CUDA kernels of ``lowrank.kernels``: NumPy twins against dense products and the NumPy backend,
-every ``.cu`` source through ``nvcc`` (where nvcc exists), and the kernels themselves on a GPU.
+"""CUDA kernels of ``lowrank.kernels``: NumPy twins against dense products and the NumPy and
+generic backends, every ``.cu`` source through ``nvcc`` (where nvcc exists), and the kernels
+themselves against their twins on a GPU.
 
 Accuracy is judged against the standard bound for a sum of k products: the error of each entry
 of ``Omega @ A`` is at most about k * eps * (|Omega| @ |A|), with k the nonzeros in a row of Omega
-(plus one for rounding the values to A's precision).
+(plus one for rounding the values to A's precision); the other kernels' bounds are stated where
+they are used. Index results (sampled columns, pivots) are compared exactly.
 """
 
 from __future__ import annotations
 
+import math
 import shutil
 import subprocess
 import sys
@@ -16,7 +19,8 @@ from importlib.resources import as_file, files
 import numpy as np
 import pytest
 from lowrank.backends import Backend, NumpyBackend
-from lowrank.kernels import KERNELS, get_function, name_expression, source, sources
+from lowrank.kernels import KERNELS, get_function, name_expression, rbrp_step, residual, source, sources
+from lowrank.kernels import batched_lupp as blupp
 from lowrank.kernels.sparse_sign import apply_cupy, apply_reference, csr_from_pattern
 
 ALL = [np.float32, np.float64, np.complex64, np.complex128]
@@ -265,3 +269,636 @@ def test_cupy_kernel_takes_strided_input(cupy):
     np.testing.assert_allclose(
         cupy.asnumpy(Y), apply_reference(*csr, A[:, ::2]), rtol=1e-12, atol=1e-12
     )
+
+
+# -- (e) every name expression of KERNELS compiles with nvcc ----------------------------------------
+@pytest.mark.skipif(NVCC is None, reason="nvcc not found on PATH: name expressions not compiled")
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+@pytest.mark.parametrize("name", sources())
+def test_name_expressions_compile(name, arch, tmp_path):
+    """The exact expressions that ``cupy.RawModule(name_expressions=...)`` instantiates (NVRTC is
+    not on this machine): a translation unit that includes the source and takes the address of
+    each ``kernel<args>`` must compile, without the LOWRANK_NVCC_CHECK instantiations."""
+    exprs = [
+        name_expression(kernel, arg)
+        for kernel, spec in KERNELS.items()
+        if spec.source == name
+        for arg in spec.template_args
+    ]
+    assert exprs, f"no kernel of KERNELS lives in {name}"
+    out = tmp_path / "probe.cubin"
+    with as_file(files("lowrank.kernels").joinpath(name)) as path:
+        probe = tmp_path / "probe.cu"
+        lines = [f'#include "{path}"']
+        lines += [f"void* lowrank_probe_{i} = (void*)&{e};" for i, e in enumerate(exprs)]
+        probe.write_text("\n".join(lines) + "\n")
+        cmd = [NVCC, "-std=c++17", f"-arch={arch}", "-cubin", "--Werror", "all-warnings",
+               "-o", str(out), str(probe)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}"
+    cubin = out.read_bytes()
+    for e in exprs:
+        kernel, arg = e[:-1].split("<", 1)
+        assert _mangled_prefix(kernel, arg).encode() in cubin, f"{e} missing"
+
+
+def test_kernel_table_lists_the_new_kernels():
+    table = {
+        "sample_keys": ("rbrp_step.cu", ("float", "double")),
+        "sample_topb_first": ("rbrp_step.cu", ("float", "double")),
+        "topb_merge": ("rbrp_step.cu", ("double",)),
+        "rbrp_downdate": ("rbrp_step.cu", ("float", "double", "float2", "double2")),
+        "batched_lupp": ("batched_lupp.cu", ("float", "double", "float2", "double2")),
+        "residual_colnorms": ("residual.cu", ("float", "double", "float2", "double2")),
+    }
+    for kernel, (src, args) in table.items():
+        assert KERNELS[kernel] == (src, args)
+        assert "__global__ void" in source(src) and kernel in source(src)
+
+
+def test_twin_modules_do_not_import_cupy():
+    code = (
+        "import sys, lowrank.kernels.rbrp_step, lowrank.kernels.batched_lupp, "
+        "lowrank.kernels.residual, lowrank.backends.cupy; "
+        "assert 'cupy' not in sys.modules, 'cupy imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# ==================================================================================================
+# RBRP block step: weighted sampling by exponential keys
+# ==================================================================================================
+REAL = [np.float32, np.float64]
+
+
+def _weights(rng, n, dtype, zeros=0.3):
+    """Positive weights spread over 6 orders of magnitude, a fraction ``zeros`` of them 0."""
+    w = 10.0 ** rng.uniform(-3, 3, n)
+    w[rng.random(n) < zeros] = 0.0
+    return w.astype(dtype)
+
+
+def test_sample_keys_reference_formula():
+    w = np.array([2.0, 0.0, -1.0, np.nan, 5e-324, 1e300, 0.5], dtype=np.float64)
+    e = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 3.0, 0.0])
+    key = rbrp_step.sample_keys_reference(w, e)
+    expect = [0.5, np.inf, np.inf, np.inf, np.finfo(np.float64).max, 3.0 / 1e300, 0.0]
+    np.testing.assert_array_equal(key, expect)  # 1/5e-324 overflows: clamped, still eligible
+    w32 = np.array([3.0, 0.1], dtype=np.float32)
+    e32 = np.array([1.0, 1.0])
+    # float32 weights enter the double division exactly (0.1f is not 0.1)
+    np.testing.assert_array_equal(rbrp_step.sample_keys_reference(w32, e32),
+                                  1.0 / w32.astype(np.float64))
+
+
+@pytest.mark.parametrize("dtype", REAL)
+def test_weighted_sample_reference_draws_distinct_positive(dtype):
+    rng = np.random.default_rng(20)
+    for n, count in [(1, 1), (10, 3), (50, 20), (500, 64)]:
+        w = _weights(rng, n, dtype, zeros=0.3 if n > 1 else 0.0)
+        e = rng.standard_exponential(n)
+        positive = int(np.count_nonzero(w > 0))
+        count = min(count, positive)
+        idx = rbrp_step.weighted_sample_reference(w, e, count)
+        assert idx.dtype == np.int64 and idx.shape == (count,)
+        assert np.unique(idx).size == count and np.all(w[idx] > 0)
+        keys = rbrp_step.sample_keys_reference(w, e)
+        assert np.all(np.diff(keys[idx]) >= 0)  # in key order
+        # every positive weight when all are asked for
+        np.testing.assert_array_equal(
+            np.sort(rbrp_step.weighted_sample_reference(w, e, positive)), np.flatnonzero(w > 0)
+        )
+        with pytest.raises(ValueError, match="positive"):
+            rbrp_step.weighted_sample_reference(w, e, positive + 1)
+    assert rbrp_step.weighted_sample_reference(np.ones(3, dtype), np.ones(3), 0).shape == (0,)
+
+
+def test_weighted_sample_reference_rejects_bad_input():
+    with pytest.raises(ValueError, match="one length"):
+        rbrp_step.weighted_sample_reference(np.ones(3), np.ones(4), 1)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        rbrp_step.weighted_sample_reference(np.ones(3, dtype=np.int64), np.ones(3), 1)
+    with pytest.raises(ValueError, match="count"):
+        rbrp_step.weighted_sample_reference(np.ones(3), np.ones(3), -1)
+
+
+def _reference_passes(w, e, count, C):
+    """The chunked top-b driver run with the NumPy emulation of one launch."""
+    n = w.shape[0]
+    key0 = rbrp_step.sample_keys_reference(w, e)
+    idx0 = np.arange(n, dtype=np.int64)
+
+    def first(C_, b_out):
+        return rbrp_step.chunk_topb_reference(key0, idx0, C_, b_out)
+
+    def merge(key, idx, C_, b_out):
+        return rbrp_step.chunk_topb_reference(key, idx, C_, b_out)
+
+    return rbrp_step.topb_passes(n, count, C, first, merge)
+
+
+@pytest.mark.parametrize(("n", "count", "C"), [
+    (1, 1, 2), (7, 1, 2), (7, 3, 8), (100, 4, 8), (1000, 4, 8), (1000, 16, 32), (5000, 64, 2048),
+    (2048, 1024, 2048), (2049, 1024, 2048), (3, 4, 8),
+])
+def test_chunked_topb_driver_matches_the_twin(n, count, C):
+    """The GPU path's multi-pass driver, run with the emulated launch, returns the twin's indices
+    exactly, ties included (many equal keys: weights from a few values, e = 1)."""
+    rng = np.random.default_rng(n + count)
+    for w, e in [
+        (_weights(rng, n, np.float64), rng.standard_exponential(n)),
+        (rng.choice([0.0, 1.0, 2.0, 4.0], n), np.ones(n)),  # massive ties: broken by index
+    ]:
+        key, idx = _reference_passes(w, e, count, C)
+        finite = int(np.count_nonzero(np.isfinite(key)))
+        positive = int(np.count_nonzero(w > 0))
+        assert finite == min(count, positive)
+        take = min(count, positive)
+        np.testing.assert_array_equal(idx[:take], rbrp_step.weighted_sample_reference(w, e, take))
+
+
+def test_chunked_topb_driver_needs_shrinking_passes():
+    with pytest.raises(ValueError, match="C // 2"):
+        rbrp_step.topb_passes(100, 5, 8, None, None)
+
+
+def _successive_inclusion(w, count):
+    """Exact inclusion and first-pick probabilities of successive sampling without replacement
+    with probabilities proportional to w (enumerating all ordered draws)."""
+    import itertools
+
+    w = np.asarray(w, dtype=np.float64)
+    pos = np.flatnonzero(w > 0)
+    incl = np.zeros(w.size)
+    for seq in itertools.permutations(pos, count):
+        p, left = 1.0, w.sum()
+        for j in seq:
+            p *= w[j] / left
+            left -= w[j]
+        incl[list(seq)] += p
+    return incl, w / w.sum()
+
+
+def _frequencies(draw, trials, n):
+    incl = np.zeros(n)
+    first = np.zeros(n)
+    for _ in range(trials):
+        idx = np.asarray(draw())
+        incl[idx] += 1
+        first[idx[0]] += 1
+    return incl / trials, first / trials
+
+
+@pytest.mark.parametrize("impl", ["twin", "numpy", "generic"])
+def test_weighted_sample_law_matches_successive_sampling(impl):
+    """The twin (exponential keys) and the NumPy and generic backends (numpy's choice without
+    replacement) draw with one law: inclusion and first-pick frequencies within 5 standard errors
+    of the exact successive-sampling probabilities (a false alarm has probability ~1e-6 per
+    entry; the seeds are fixed)."""
+    import array_api_strict
+    from lowrank.backends import GenericBackend
+
+    w = np.array([5.0, 1.0, 3.0, 0.0, 2.0, 4.0, 0.5])
+    count = 3
+    p_incl, p_first = _successive_inclusion(w, count)
+    rng = np.random.default_rng(21)
+    trials = 20000 if impl != "generic" else 6000
+    if impl == "twin":
+        def draw():
+            return rbrp_step.weighted_sample_reference(w, rng.standard_exponential(w.size), count)
+    elif impl == "numpy":
+        def draw():
+            return NumpyBackend().weighted_sample(rng, w, count)
+    else:
+        be = GenericBackend(array_api_strict)
+        wx = array_api_strict.asarray(w)
+
+        def draw():
+            return np.from_dlpack(be.weighted_sample(rng, wx, count))
+    f_incl, f_first = _frequencies(draw, trials, w.size)
+    for f, p in ((f_incl, p_incl), (f_first, p_first)):
+        se = np.sqrt(np.maximum(p * (1 - p), 1e-12) / trials)
+        assert np.all(np.abs(f - p) <= 5 * se), (impl, f, p)
+    assert f_incl[3] == 0.0  # weight 0: never drawn
+
+
+# ==================================================================================================
+# RBRP block step: the fused residual-norm downdate
+# ==================================================================================================
+def _downdate_bound(d, R):
+    """Rounding allowed in ``d - sum_i |R_i|^2`` (r + 1 terms in R's precision, complex squares
+    two products each): 2 (r + 2) eps (|d| + sum_i |R_i|^2), a factor 2 over gamma_{r+2}."""
+    r = R.shape[0]
+    s = np.sum(np.abs(R.astype(np.complex128)) ** 2, axis=0)
+    return 2 * (r + 2) * np.finfo(d.dtype).eps * (np.abs(d.astype(np.float64)) + s)
+
+
+def _downdate_exact(d, R, alive):
+    s = np.sum(np.abs(R.astype(np.clongdouble)) ** 2, axis=0)
+    return np.where(alive, np.maximum(d.astype(np.longdouble) - s, 0), 0)
+
+
+def _downdate_case(rng, r, n, dtype):
+    R = _matrix(rng, r, n, dtype)
+    real = np.finfo(np.dtype(dtype)).dtype
+    s = np.sum(np.abs(R.astype(np.complex128)) ** 2, axis=0)
+    # d around s: about a third of the columns clamp to 0, the rest keep a positive residual
+    d = (s * rng.uniform(0.5, 3.0, n)).astype(real)
+    alive = rng.random(n) < 0.8
+    return d, R, alive
+
+
+@pytest.mark.parametrize("dtype", ALL)
+@pytest.mark.parametrize(("r", "n"), [(0, 5), (1, 1), (3, 17), (8, 300), (64, 100)])
+def test_downdate_reference_matches_generic_and_numpy(r, n, dtype):
+    """The twin against the backends' generic default (NumPy and array_api_strict), each within
+    the rounding bound of the exact downdate; dead columns are exactly 0."""
+    import array_api_strict
+    from lowrank.backends import GenericBackend
+
+    d, R, alive = _downdate_case(np.random.default_rng(30 + r + n), r, n, dtype)
+    d0, R0, a0 = d.copy(), R.copy(), alive.copy()
+    twin = rbrp_step.downdate_reference(d, R, alive)
+    np.testing.assert_array_equal(d, d0)
+    np.testing.assert_array_equal(R, R0)
+    np.testing.assert_array_equal(alive, a0)
+    gen = GenericBackend(array_api_strict)
+    results = {
+        "twin": twin,
+        "numpy": NumpyBackend().downdate_norms(d, R, alive),
+        "generic": np.from_dlpack(gen.downdate_norms(*(array_api_strict.asarray(x) for x in (d, R, alive)))),
+    }
+    exact = _downdate_exact(d, R, alive)
+    bound = _downdate_bound(d, R)
+    for name, out in results.items():
+        assert out.dtype == d.dtype and out.shape == (n,), name
+        assert np.all(out[~alive] == 0) and np.all(out >= 0), name
+        assert np.all(np.abs(out.astype(np.longdouble) - exact) <= bound), name
+
+
+def test_downdate_reference_rejects_bad_input():
+    d, R, alive = np.ones(4), np.ones((2, 4)), np.ones(4, dtype=bool)
+    with pytest.raises(ValueError, match="shape"):
+        rbrp_step.downdate_reference(d[:3], R, alive)
+    with pytest.raises(ValueError, match="2-D"):
+        rbrp_step.downdate_reference(d, R[0], alive)
+    with pytest.raises(TypeError, match="real type"):
+        rbrp_step.downdate_reference(d.astype(np.float32), R, alive)
+    with pytest.raises(TypeError, match="boolean"):
+        rbrp_step.downdate_reference(d, R, alive.astype(np.int8))
+
+
+def test_rbrp_seam_calls_the_backend_downdate(monkeypatch):
+    """RBRP's downdate goes through ``Backend.downdate_norms`` (the seam a GPU backend fills)."""
+    import lowrank
+
+    calls = []
+    orig = NumpyBackend.downdate_norms
+
+    def spy(self, d, R, alive):
+        calls.append(R.shape)
+        return orig(self, d, R, alive)
+
+    monkeypatch.setattr(NumpyBackend, "downdate_norms", spy)
+    A = _matrix(np.random.default_rng(31), 60, 40, np.float64)
+    lowrank.column_id(A, 10, method="rbrp", block_size=4, rng=0)
+    assert calls and all(s[1] == 40 for s in calls)
+
+
+# ==================================================================================================
+# Batched LUPP pivot search
+# ==================================================================================================
+def _lupp_backward_ok(Y, k, LUt, perm, factor=4.0):
+    """``Y[:k, perm]^T = L U`` to within ``factor * k * eps * (|L| |U|)`` entrywise (Higham,
+    ASNA Thm 9.3: |dA| <= gamma_k |L| |U|, a factor 4 over it), for every matrix of the stack."""
+    l, n = Y.shape[-2:]
+    B = math.prod(Y.shape[:-2])
+    Yf = Y.reshape(B, l, n)[:, :k, :]
+    Lf, Pf = LUt.reshape(B, k, n), perm.reshape(B, n)
+    eps_ = np.finfo(Y.dtype).eps
+    for b in range(Yf.shape[0]):
+        F = Lf[b].T.astype(np.clongdouble)  # n x k packed
+        L = np.tril(F, -1) + np.eye(n, k)
+        U = np.triu(F[:k])
+        A = Yf[b][:, Pf[b]].T.astype(np.clongdouble)
+        bound = factor * max(k, 1) * eps_ * (np.abs(L) @ np.abs(U)) + np.finfo(Y.dtype).tiny
+        if np.any(np.abs(A - L @ U) > bound):
+            return False
+    return True
+
+
+def _first_pivot_divergence_is_near_tie(Y, k, perm_a, perm_b, slack=8.0):
+    """Where two pivot orders of one k x n sketch first differ, at step t, both candidates must be
+    maxima of the exact Schur complement row (in extended precision) to within the rounding of
+    its computation: slack * k * eps * (|Y[t]| + |Y[t, P]| |Y[:t, P]^{-1} Y[:t]|)."""
+    t = int(np.flatnonzero(perm_a != perm_b)[0])
+    if t >= k:
+        return False  # the pivots agree but the rest of the permutation does not: a bug
+    Yk = Y[:k].astype(np.clongdouble)
+    P = perm_a[:t]
+    if t:
+        W = np.linalg.solve(Yk[:t][:, P].astype(np.complex128), Yk[:t].astype(np.complex128))
+        s = Yk[t] - Yk[t, P] @ W
+        scale = np.abs(Yk[t]) + np.abs(Yk[t, P]) @ np.abs(W)
+    else:
+        s, scale = Yk[t], np.abs(Yk[t])
+    abs1 = np.abs(s.real) + np.abs(s.imag)
+    free = np.setdiff1d(np.arange(Y.shape[1]), P)
+    top = abs1[free].max()
+    tol = slack * k * np.finfo(Y.dtype).eps * scale[free].max()
+    return bool(abs1[perm_a[t]] >= top - tol and abs1[perm_b[t]] >= top - tol)
+
+
+def _pivots_agree(Y, k, perm_a, perm_b, max_divergent_fraction=0.05):
+    """Same pivots, except near ties (at most a small fraction of the matrices)."""
+    l, n = Y.shape[-2:]
+    nb = math.prod(Y.shape[:-2])
+    Yf, A, B = Y.reshape(nb, l, n), perm_a.reshape(nb, n), perm_b.reshape(nb, n)
+    divergent = 0
+    for b in range(Yf.shape[0]):
+        if not np.array_equal(A[b], B[b]):
+            assert _first_pivot_divergence_is_near_tie(Yf[b], k, A[b], B[b]), f"matrix {b}"
+            divergent += 1
+    assert divergent <= max(1, max_divergent_fraction * Yf.shape[0]), divergent
+
+
+LUPP_SHAPES = [  # (stack shape, l, n, k)
+    ((1,), 1, 1, 1),
+    ((3,), 4, 9, 4),
+    ((5,), 6, 20, 3),
+    ((2, 3), 5, 12, 5),
+    ((4,), 8, 8, 8),
+    ((2,), 12, 40, 10),
+    ((7,), 42, 256, 32),
+    ((2,), 3, 6, 0),
+]
+
+
+def _stack(rng, lead, l, n, dtype):
+    Y = rng.standard_normal((*lead, l, n))
+    if np.dtype(dtype).kind == "c":
+        Y = Y + 1j * rng.standard_normal((*lead, l, n))
+    return Y.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", ALL)
+@pytest.mark.parametrize(("lead", "l", "n", "k"), LUPP_SHAPES)
+def test_batched_lupp_reference_is_getrf_of_each_transpose(lead, l, n, k, dtype):
+    """The twin against the NumPy backend's LU of each transpose and the generic default
+    (array_api_strict): the same pivots and factors (the same LAPACK call underneath)."""
+    import array_api_strict
+    from lowrank.backends import GenericBackend
+
+    Y = _stack(np.random.default_rng(40 + n), lead, l, n, dtype)
+    Y0 = Y.copy()
+    LUt, perm = blupp.batched_lupp_reference(Y, k)
+    np.testing.assert_array_equal(Y, Y0)
+    assert LUt.shape == (*lead, k, n) and LUt.dtype == Y.dtype
+    assert perm.shape == (*lead, n) and perm.dtype == np.int64
+    for b in np.ndindex(*lead):
+        np.testing.assert_array_equal(np.sort(perm[b]), np.arange(n))
+        if k:
+            LU, p = NumpyBackend().lu(Y[b][:k].T)
+            np.testing.assert_array_equal(perm[b], p)
+            np.testing.assert_array_equal(LUt[b], LU.T)
+    LUg, pg = GenericBackend(array_api_strict).batched_lupp(array_api_strict.asarray(Y), k)
+    np.testing.assert_array_equal(np.from_dlpack(pg), perm)
+    np.testing.assert_array_equal(np.from_dlpack(LUg), LUt)
+    assert _lupp_backward_ok(Y, k, LUt, perm)
+    # the NumPy backend's stacked pivot search (what lowrank._batch calls) is the same
+    LUn, pn = NumpyBackend().batched_lupp(Y, k)
+    np.testing.assert_array_equal(pn, perm)
+    np.testing.assert_array_equal(LUn, LUt)
+
+
+@pytest.mark.parametrize("dtype", ALL)
+@pytest.mark.parametrize(("lead", "l", "n", "k"), LUPP_SHAPES)
+def test_batched_lupp_emulation_matches_lapack(lead, l, n, k, dtype):
+    """The kernel's algorithm (NumPy emulation) picks LAPACK's pivots (near ties aside: none
+    occur with these seeds) and its factors are backward stable."""
+    Y = _stack(np.random.default_rng(50 + n), lead, l, n, dtype)
+    LUt_r, perm_r = blupp.batched_lupp_reference(Y, k)
+    LUt_e, perm_e = blupp.batched_lupp_emulated(Y, k)
+    assert LUt_e.shape == LUt_r.shape and perm_e.shape == perm_r.shape
+    np.testing.assert_array_equal(perm_e, perm_r)
+    assert _lupp_backward_ok(Y, k, LUt_e, perm_e)
+
+
+def test_batched_lupp_ties_zero_and_duplicate_columns():
+    """Exact ties are broken as LAPACK's i?amax breaks them (the first maximum), zero pivots leave
+    the row alone, and complex pivots compare |re| + |im| (LAPACK's cabs1), not the modulus."""
+    rng = np.random.default_rng(60)
+    # entries in {-1, 0, 1}, k <= 2: every operation is exact, ties are exact
+    Y = rng.integers(-1, 2, size=(200, 3, 7)).astype(np.float64)
+    for k in (1, 2):
+        LUt_r, perm_r = blupp.batched_lupp_reference(Y, k)
+        LUt_e, perm_e = blupp.batched_lupp_emulated(Y, k)
+        np.testing.assert_array_equal(perm_e, perm_r)
+        np.testing.assert_array_equal(LUt_e, LUt_r)
+    Z = np.zeros((1, 3, 5))
+    Z[0, :, 3] = [0.0, 1.0, 2.0]  # first row all zero: a zero pivot at step 0
+    Z[0, :, 1] = Z[0, :, 3]  # a duplicate column
+    for k in (1, 2, 3):
+        np.testing.assert_array_equal(blupp.batched_lupp_emulated(Z, k)[1],
+                                      blupp.batched_lupp_reference(Z, k)[1])
+    C = np.array([[[1 + 1j, 2.0, 0.5j]]])  # |re| + |im|: 2, 2, 0.5 -> the first; |.| would take 2
+    assert blupp.batched_lupp_reference(C, 1)[1][0, 0] == 0
+    assert blupp.batched_lupp_emulated(C, 1)[1][0, 0] == 0
+
+
+def test_batched_lupp_rejects_bad_input():
+    Y = np.ones((2, 3, 4))
+    for fn in (blupp.batched_lupp_reference, blupp.batched_lupp_emulated):
+        with pytest.raises(ValueError, match="k must satisfy"):
+            fn(Y, 4)
+        with pytest.raises(ValueError, match="k must satisfy"):
+            fn(Y, -1)
+        with pytest.raises(TypeError, match="integer"):
+            fn(Y, 1.5)
+        with pytest.raises(ValueError, match="stack"):
+            fn(np.ones(3), 1)
+        with pytest.raises(TypeError, match="float32"):
+            fn(Y.astype(np.int32), 1)
+
+
+# ==================================================================================================
+# Residual column norms of an ID, fused
+# ==================================================================================================
+def _residual_case(rng, m, n, k, dtype, layout="C"):
+    M = _matrix(rng, m, n, dtype)
+    perm = rng.permutation(n)
+    S, rest = perm[:k], perm[k:]
+    X = _matrix(rng, k, n - k, dtype)
+    if layout == "F":
+        M = np.asfortranarray(M)
+    return M, S, rest, X
+
+
+def _residual_exact_and_bound(M, S, rest, X):
+    """Exact ``||M_rest - M_S X||^2`` per column (extended precision) and the rounding allowed:
+    each residual entry is off by at most g = 2 (k + 1) eps (|M_rest| + |M_S| |X|) (a factor 2
+    over gamma_{k+1}); its square by g (2 |r| + g); the sum of m squares adds 2 m eps sum |r|^2."""
+    eps_ = np.finfo(M.dtype).eps
+    k = S.shape[0]
+    Mw, Xw = M.astype(np.clongdouble), X.astype(np.clongdouble)
+    R = Mw[:, rest] - Mw[:, S] @ Xw
+    exact = np.sum(np.abs(R) ** 2, axis=0)
+    g = 2 * (k + 1) * eps_ * (np.abs(Mw[:, rest]) + np.abs(Mw[:, S]) @ np.abs(Xw))
+    bound = np.sum(g * (2 * np.abs(R) + g), axis=0) + 2 * M.shape[0] * eps_ * exact
+    return exact, bound + np.finfo(M.dtype).tiny
+
+
+RESIDUAL_SHAPES = [(1, 2, 1), (5, 7, 0), (5, 7, 7), (30, 20, 5), (70, 90, 17), (130, 65, 40)]
+
+
+@pytest.mark.parametrize("dtype", ALL)
+@pytest.mark.parametrize(("m", "n", "k"), RESIDUAL_SHAPES)
+def test_residual_reference_matches_generic(m, n, k, dtype):
+    """The twin and the backends' generic default (NumPy, array_api_strict) within the rounding
+    bound of the exact column norms."""
+    import array_api_strict
+    from lowrank.backends import GenericBackend
+
+    M, S, rest, X = _residual_case(np.random.default_rng(70 + m), m, n, k, dtype)
+    exact, bound = _residual_exact_and_bound(M, S, rest, X)
+    gen = GenericBackend(array_api_strict)
+    outs = {
+        "twin": residual.residual_colnorms_reference(M, S, rest, X),
+        "numpy": NumpyBackend().residual_col_sqnorms(M, S, rest, X),
+        "generic": np.from_dlpack(gen.residual_col_sqnorms(
+            *(array_api_strict.asarray(a) for a in (M, S, rest, X)))),
+    }
+    real = np.finfo(np.dtype(dtype)).dtype
+    for name, out in outs.items():
+        assert out.shape == (n - k,) and out.dtype == real, name
+        assert np.all(np.abs(out - exact) <= bound), name
+
+
+def test_residual_reference_is_zero_for_an_exact_id():
+    """A rank-k matrix and its exact interpolation: the residual is rounding only."""
+    rng = np.random.default_rng(71)
+    C = rng.standard_normal((50, 6))
+    T = rng.standard_normal((6, 30))
+    M = np.concatenate([C, C @ T], axis=1)
+    out = residual.residual_colnorms_reference(M, np.arange(6), np.arange(6, 36), T)
+    assert np.all(out <= (8 * 7 * np.finfo(float).eps) ** 2 * np.sum(np.abs(C @ T) ** 2, axis=0) * 4)
+
+
+def test_residual_reference_rejects_bad_input():
+    M, S, rest, X = np.ones((4, 5)), np.array([0, 1]), np.array([2, 3, 4]), np.ones((2, 3))
+    with pytest.raises(ValueError, match="shape"):
+        residual.residual_colnorms_reference(M, S, rest, X[:, :2])
+    with pytest.raises(TypeError, match="dtype"):
+        residual.residual_colnorms_reference(M, S, rest, X.astype(np.float32))
+    with pytest.raises(TypeError, match="integers"):
+        residual.residual_colnorms_reference(M, S.astype(float), rest, X)
+    with pytest.raises(ValueError, match="2-D"):
+        residual.residual_colnorms_reference(M[0], S, rest, X)
+
+
+def test_cpqr_tolerance_estimate_goes_through_the_residual_seam(monkeypatch):
+    import lowrank
+
+    calls = []
+    orig = NumpyBackend.residual_col_sqnorms
+
+    def spy(self, M, S, rest, X):
+        calls.append(M.shape)
+        return orig(self, M, S, rest, X)
+
+    monkeypatch.setattr(NumpyBackend, "residual_col_sqnorms", spy)
+    from lowrank.testing import matrix_with_spectrum
+
+    A = matrix_with_spectrum(80, 60, 0.5 ** np.arange(60), rng=1)
+    res = lowrank.column_id(A, tol=1e-3, method="cpqr", interp="sketch", rng=0)
+    assert calls and res.error is not None
+
+
+# ==================================================================================================
+# The new kernels on a GPU, against their twins
+# ==================================================================================================
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", REAL)
+@pytest.mark.parametrize(("n", "count", "chunk"), [
+    (1, 1, 2048), (100, 7, 2048), (2048, 64, 2048), (2049, 64, 2048), (100000, 64, 2048),
+    (5000, 1024, 2048), (5000, 1025, 2048), (20000, 3000, 2048), (1000, 3, 8), (333, 8, 16),
+])
+def test_cupy_weighted_sample_is_the_twin(cupy, n, count, chunk, dtype):
+    rng = np.random.default_rng(n + count)
+    for w, e in [(_weights(rng, n, dtype), rng.standard_exponential(n)),
+                 (rng.choice([0.0, 1.0, 2.0], n).astype(dtype), np.ones(n))]:
+        positive = int(np.count_nonzero(w > 0))
+        c = min(count, positive)
+        ref = rbrp_step.weighted_sample_reference(w, e, c)
+        got = rbrp_step.weighted_sample_cupy(cupy.asarray(w), cupy.asarray(e), c, chunk=chunk)
+        assert isinstance(got, cupy.ndarray) and got.dtype == np.int64
+        np.testing.assert_array_equal(cupy.asnumpy(got), ref)
+        with pytest.raises(ValueError, match="positive"):
+            rbrp_step.weighted_sample_cupy(cupy.asarray(w), cupy.asarray(e), positive + 1,
+                                           chunk=chunk)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ALL)
+@pytest.mark.parametrize(("r", "n"), [(0, 5), (1, 1), (3, 17), (8, 300), (64, 100), (64, 70000)])
+def test_cupy_downdate_is_the_twin(cupy, r, n, dtype):
+    d, R, alive = _downdate_case(np.random.default_rng(80 + r), r, n, dtype)
+    twin = rbrp_step.downdate_reference(d, R, alive)
+    bound = _downdate_bound(d, R)
+    for Rg in (cupy.asarray(R), cupy.asfortranarray(cupy.asarray(R))):
+        dg = cupy.asarray(d)
+        out = rbrp_step.downdate_cupy(dg, Rg, cupy.asarray(alive))
+        assert isinstance(out, cupy.ndarray) and out.dtype == d.dtype
+        np.testing.assert_array_equal(cupy.asnumpy(dg), d)
+        got = cupy.asnumpy(out)
+        assert np.all(got[~alive] == 0)
+        # both within the bound of the exact value: within twice it of each other
+        assert np.all(np.abs(got.astype(np.float64) - twin) <= 2 * bound)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ALL)
+@pytest.mark.parametrize(("lead", "l", "n", "k"), [*LUPP_SHAPES, ((1000,), 42, 256, 32),
+                                                   ((3,), 20, 3000, 20), ((1,), 64, 16384, 64)])
+def test_cupy_batched_lupp_is_the_twin(cupy, lead, l, n, k, dtype):
+    Y = _stack(np.random.default_rng(90 + n), lead, l, n, dtype)
+    Yg = cupy.asarray(Y)
+    LUt, perm = blupp.batched_lupp_cupy(Yg, k)
+    np.testing.assert_array_equal(cupy.asnumpy(Yg), Y)
+    LUt, perm = cupy.asnumpy(LUt), cupy.asnumpy(perm)
+    assert LUt.shape == (*lead, k, n) and perm.shape == (*lead, n)
+    LUt_e, perm_e = blupp.batched_lupp_emulated(Y, k)
+    _pivots_agree(Y, k, perm, perm_e)  # same algorithm: only fused multiply-adds differ
+    _, perm_r = blupp.batched_lupp_reference(Y, k)
+    _pivots_agree(Y, k, perm, perm_r)
+    assert _lupp_backward_ok(Y, k, LUt, perm)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ALL)
+@pytest.mark.parametrize(("m", "n", "k"), [*RESIDUAL_SHAPES, (1000, 300, 100), (5000, 70, 3)])
+@pytest.mark.parametrize("layout", ["C", "F"])
+def test_cupy_residual_is_the_twin(cupy, m, n, k, dtype, layout):
+    M, S, rest, X = _residual_case(np.random.default_rng(100 + m), m, n, k, dtype, layout)
+    exact, bound = _residual_exact_and_bound(M, S, rest, X)
+    Mg = cupy.asarray(M, order=layout)
+    out = residual.residual_colnorms_cupy(Mg, cupy.asarray(S), cupy.asarray(rest),
+                                          cupy.asarray(X).T.copy().T)  # X column-major
+    assert isinstance(out, cupy.ndarray) and out.shape == (n - k,)
+    np.testing.assert_array_equal(cupy.asnumpy(Mg), M)
+    assert np.all(np.abs(cupy.asnumpy(out) - exact) <= bound)
+    again = residual.residual_colnorms_cupy(Mg, cupy.asarray(S), cupy.asarray(rest), cupy.asarray(X))
+    assert np.all(np.abs(cupy.asnumpy(again) - exact) <= bound)
+
+
+def test_cupy_kernel_wrappers_reject_host_arrays():
+    """The GPU wrappers check their inputs before touching a device (runs wherever CuPy imports)."""
+    pytest.importorskip("cupy")
+    with pytest.raises(TypeError, match="cupy"):
+        rbrp_step.weighted_sample_cupy(np.ones(3), np.ones(3), 1)
+    with pytest.raises(TypeError, match="cupy"):
+        rbrp_step.downdate_cupy(np.ones(3), np.ones((1, 3)), np.ones(3, dtype=bool))
+    with pytest.raises(TypeError, match="cupy"):
+        blupp.batched_lupp_cupy(np.ones((1, 2, 3)), 1)
+    with pytest.raises(TypeError, match="cupy"):
+        residual.residual_colnorms_cupy(np.ones((2, 3)), np.arange(1), np.arange(1, 3), np.ones((1, 2)))
