@@ -156,10 +156,8 @@ class SketchCPQR:
                 l += extra
                 continue
             Z = P.sketch_rows(b)  # fresh: independent of the pivots and the interpolation
-            E = xp.take(Z, sk.perm[j:], axis=1) - be.matmul(
-                xp.take(Z, sk.perm[:j], axis=1), sk.sketch_T(j)
-            )
-            est2 = sqnorm(xp, E)
+            # ||Z_rest - Z_S T||_F^2, an unbiased estimate of the ID's squared error (fused on GPU)
+            est2 = float(xp.sum(be.residual_col_sqnorms(Z, sk.perm[:j], sk.perm[j:], sk.sketch_T(j))))
             if est2 <= thr2 or j >= kmax or not math.isfinite(est2):  # (NaN only unchecked input)
                 sk.k = j
                 sk.estimate = relative(est2, P.normA2)
@@ -356,14 +354,21 @@ def _optimal(P: Problem, sk: Skeleton, tol):
     ``||A||_F^2 - sum_{t < j} ||B[t, :]||^2`` (exact up to rounding of order eps ||A||_F^2). In
     tolerance mode the smallest prefix of the candidates meeting ``tol`` is taken (None if even all
     candidates miss it). Below ``tol^2 ~ 64 eps`` that difference cannot resolve the error, and the
-    method's own rank and estimate are kept.
+    method's own rank and estimate are kept. Fixed rank tries :func:`_gram_route` first.
     """
     xp, be = P.xp, P.be
     K = sk.candidates
     if K == 0:
         return 0, xp.zeros((0, P.n), dtype=P.A.dtype, device=P.A.device), relative(P.normA2, P.normA2)
-    R, B, rows = _skeleton_projection(P, sk, tol)
-    err2 = P.normA2 - _cumsum0(xp, rows)  # K + 1 values, non-increasing
+    S = sk.perm[:K]
+    C = xp.take(P.A, S, axis=1)
+    if tol is None:
+        out = _gram_route(P, C, S)
+        if out is not None:
+            return out
+    Q, R = skeleton_qr(be, xp, C, None if sk.Y is None else xp.take(sk.Y, S, axis=1))
+    B = be.matmul(ctranspose(xp, Q), P.A)  # K x n; B[:, S] = R
+    err2 = P.normA2 - _cumsum0(xp, row_sqnorms(xp, B))  # K + 1 values, non-increasing
     if tol is None:
         k = K
     elif tol**2 > 64 * eps(xp, P.A.dtype):
@@ -377,44 +382,40 @@ def _optimal(P: Problem, sk: Skeleton, tol):
     return k, X, error
 
 
-#: The Gram route of :func:`_skeleton_projection` is kept when ``GRAM_SAFETY * eps * cond(R)`` is
-#: at most the relative squared error it has to resolve. ``eps cond(R)`` bounds the rounding of
-#: ``||B||^2`` relative to ``||A||^2`` (first-order, from the Gram matrix's and M's errors); measured
-#: here on 800 x 600 matrices with exp10, fast and poly spectra, ranks 10-300 and cond(R) up to 5e5,
-#: the actual discrepancy against the Householder route stayed below 1e-5 of that bound.
+#: The Gram route is kept when ``GRAM_SAFETY * eps * cond(R) * ||A||^2`` is at most the squared
+#: error it reports. ``eps cond(R) ||A||^2`` bounds (to first order) what the rounding of the Gram
+#: matrix, of ``M`` and of the explicit ``R^{-1}`` does to ``||B||^2`` and to the reconstruction.
+#: Measured here (800 x 600; exp10, poly and two fast-decaying spectra; k = 10..300, cond(R) up to
+#: 1e9): against the Householder route, the accepted cases' discrepancies in both stayed below
+#: 0.07 of that bound, so 16 leaves a margin of about 200.
 GRAM_SAFETY = 16.0
 
 
-def _skeleton_projection(P: Problem, sk: Skeleton, tol):
-    """``R`` (K x K, upper), ``B = Q^H A`` (K x n) and B's squared row norms for the skeleton
-    ``A[:, S] = Q R`` of the first K = ``sk.candidates`` pivots.
+def _gram_route(P: Problem, C, S):
+    """Fixed-rank ``X = A_S^+ A`` without an m x k QR, when the skeleton is well conditioned.
 
-    Fixed rank takes the Gram route first: ``M = A_S^H A`` is the one extra pass over A, its
-    columns S are the Gram matrix ``A_S^H A_S = R^H R`` (Cholesky, k x k) and ``B = R^{-H} M``
-    (a triangular solve): Q is never formed. Its rounding grows like ``eps cond(A_S)``, so it is
-    kept only when that is far below the error it must resolve (:data:`GRAM_SAFETY`); otherwise
-    (ill-conditioned skeletons, far down a fast-decaying spectrum; the Cholesky fails outright
-    beyond cond ~ 1e8) the orthonormal Q is built by :func:`skeleton_qr` and B is one more pass.
-    Tolerance mode goes straight to Q: it resolves errors of ``tol^2 ||A||^2``, out of the Gram
-    route's reach at useful tolerances. Measured at 2000 x 2000, k = 200: the Gram route saves
-    the sketch-preconditioned CholeskyQR2 (about 10 ms of 50).
+    ``M = A_S^H A`` is the one extra pass over A, and its columns S are the Gram matrix
+    ``A_S^H A_S = R^H R``: a k x k Cholesky gives R, and with the small explicit ``R^{-1}``,
+    ``B = R^{-H} M`` (``= Q^H A`` for the Q that is never formed) and ``X = R^{-1} B`` are two
+    k x k x n GEMMs. The error is ``||A||^2 - ||B||^2``. All this rounds like ``eps cond(A_S)``
+    (not eps), so the result is kept only when that is far below the error it reports
+    (:data:`GRAM_SAFETY`); otherwise (ill-conditioned skeletons, far down a fast-decaying
+    spectrum; the Cholesky fails outright beyond cond ~ 1e8) None, and the caller builds the
+    orthonormal Q by CholeskyQR2 (:func:`skeleton_qr`). Measured at 2000 x 2000, k = 200 (exp10):
+    this saves the CholeskyQR2 chain and one of two k x n triangular solves, about 12 ms of 50.
     """
     xp, be, A = P.xp, P.be, P.A
-    S = sk.perm[: sk.candidates]
-    C = xp.take(A, S, axis=1)
-    if tol is None:
-        M = be.matmul(ctranspose(xp, C), A)
-        R = be.cholesky(xp.take(M, S, axis=1))
-        if R is not None:
-            Rc = xp.conj(R) if xp.isdtype(R.dtype, "complex floating") else R
-            B = be.solve_triangular(Rc, M, lower=False, transpose=True)
-            rows = row_sqnorms(xp, B)
-            err2 = P.normA2 - float(xp.sum(rows))
-            if GRAM_SAFETY * eps(xp, A.dtype) * be.cond_upper(R) * P.normA2 <= err2:
-                return R, B, rows
-    Q, R = skeleton_qr(be, xp, C, None if sk.Y is None else xp.take(sk.Y, S, axis=1))
-    B = be.matmul(ctranspose(xp, Q), A)
-    return R, B, row_sqnorms(xp, B)
+    M = be.matmul(ctranspose(xp, C), A)
+    R = be.cholesky(xp.take(M, S, axis=1))
+    if R is None:
+        return None
+    Rinv = be.solve_triangular(R, xp.eye(R.shape[0], dtype=R.dtype, device=R.device), lower=False)
+    B = be.matmul(ctranspose(xp, Rinv), M)
+    err2 = P.normA2 - be.sqnorm(B)
+    if GRAM_SAFETY * eps(xp, A.dtype) * be.cond_upper(R) * P.normA2 > err2:
+        return None
+    X = be.identity_at(be.matmul(Rinv, B), S)
+    return S.shape[0], X, relative_from_difference(err2, P.normA2, eps(xp, A.dtype))
 
 
 def _cumsum0(xp, v):
