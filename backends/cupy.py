@@ -299,9 +299,12 @@ class CupyBackend(Backend):
         return lu, lib.from_host(perm, like=a)
 
     def solve_triangular(self, a, b, *, lower, unit_diagonal=False, transpose=False):
+        xp = self.xp
         if a.shape[0] == 0 or 0 in b.shape:
-            xp = self.xp
             return xp.zeros(b.shape, dtype=xp.result_type(a, b), device=b.device)
+        if a.dtype != b.dtype:  # cupyx solves in a's dtype: promote both first
+            dtype = xp.result_type(a, b)
+            a, b = xp.astype(a, dtype), xp.astype(b, dtype)
         return self.lib.solve_triangular(
             a, b, trans=1 if transpose else 0, lower=lower, unit_diagonal=unit_diagonal
         )

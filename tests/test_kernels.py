@@ -568,15 +568,16 @@ def test_rbrp_seam_calls_the_backend_downdate(monkeypatch):
 # ==================================================================================================
 # Batched LUPP pivot search
 # ==================================================================================================
-def _lupp_backward_ok(Y, k, LUt, perm, factor=4.0):
+def _lupp_backward_ok(Y, k, LUt, perm, factor=4.0, limit=None):
     """``Y[:k, perm]^T = L U`` to within ``factor * k * eps * (|L| |U|)`` entrywise (Higham,
-    ASNA Thm 9.3: |dA| <= gamma_k |L| |U|, a factor 4 over it), for every matrix of the stack."""
+    ASNA Thm 9.3: |dA| <= gamma_k |L| |U|, a factor 4 over it), for every matrix of the stack
+    (the first ``limit`` of them when given: the check runs in extended precision, slowly)."""
     l, n = Y.shape[-2:]
     B = math.prod(Y.shape[:-2])
     Yf = Y.reshape(B, l, n)[:, :k, :]
     Lf, Pf = LUt.reshape(B, k, n), perm.reshape(B, n)
     eps_ = np.finfo(Y.dtype).eps
-    for b in range(Yf.shape[0]):
+    for b in range(min(B, limit or B)):
         F = Lf[b].T.astype(np.clongdouble)  # n x k packed
         L = np.tril(F, -1) + np.eye(n, k)
         U = np.triu(F[:k])
@@ -871,7 +872,7 @@ def test_cupy_batched_lupp_is_the_twin(cupy, lead, l, n, k, dtype):
     _pivots_agree(Y, k, perm, perm_e)  # same algorithm: only fused multiply-adds differ
     _, perm_r = blupp.batched_lupp_reference(Y, k)
     _pivots_agree(Y, k, perm, perm_r)
-    assert _lupp_backward_ok(Y, k, LUt, perm)
+    assert _lupp_backward_ok(Y, k, LUt, perm, limit=50)
 
 
 @pytest.mark.gpu
