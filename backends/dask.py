@@ -1,0 +1,292 @@
+"""Dask backend: matrices beyond one machine, as ``dask.array`` arrays of NumPy (or CuPy) chunks.
+
+The decompositions of a Dask array run as a few chunked passes over A on the workers; only small
+objects come back to the driver. The flows are in :mod:`lowrank._dask`; this module holds the
+distributed primitives they are made of, each one computation on the workers:
+
+- :func:`sketch`: ``Omega @ A`` (l x n) as a tree sum over row chunks of ``Omega_i @ A_ij``. The
+  random ``Omega_i`` (Gaussian, or sparse sign) is drawn *inside the task* from a seed the driver
+  draws from the caller's ``rng``, one seed per row chunk: the driver never builds an l x m
+  operator, and the same seed with the same chunking gives the same sketch.
+- :func:`sqnorm_lazy`: ``||A||_F^2`` from per-chunk sums of squares.
+- :func:`normal`: a Gaussian N x l block matrix drawn per chunk from seeds (rSVD's test matrices).
+- :func:`tsqr`: tall-skinny QR (``dask.array.linalg.tsqr``, Benson-Gleich-Demmel): Q stays on the
+  workers, the small R comes to the driver.
+- :func:`tournament`: rows of a tall, row-chunked matrix chosen by a tree reduction (tournament
+  pivoting): LU with partial pivoting (or column-pivoted QR of the transpose) of each chunk's rows
+  keeps its best candidates, groups of winners are pivoted again, up the tree; the driver gets the
+  final ``count`` indices and their rows. This is how a sketch too long for the driver (the row
+  ID of a very tall matrix) picks its skeleton.
+- :func:`persist` and :func:`gather`: every computation goes through these two. ``persist`` keeps
+  results on the workers and waits for them, so each pass over A is its own computation and A's
+  chunks are streamed and released, never held all at once; ``gather`` brings small results to the
+  driver.
+
+Chunk-level linear algebra uses the backend of the chunks' library (:func:`lowrank.backends.backend_for`
+of the chunk namespace: NumPy/SciPy, or CuPy through the generic backend), inside the tasks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import array_api_compat
+import numpy as np
+
+from ._base import Backend
+from .generic import GenericBackend
+from .numpy import NumpyBackend
+
+_HOST = NumpyBackend()
+
+#: Children per node of the tournament tree (each node pivots on at most this many winner sets).
+TOURNAMENT_SPLIT = 4
+
+
+class DaskBackend(Backend):
+    """``dask.array`` matrices: the flows of :mod:`lowrank._dask` over the primitives of this module.
+
+    ``distributed = True`` is the capability the front end checks: such a backend runs the
+    decompositions as chunked passes (it does not offer the dense protocol operations on A).
+    """
+
+    name = "dask"
+    distributed = True
+
+    def __init__(self, xp):
+        self.xp = xp
+
+    def make_rng(self, rng):
+        return _HOST.make_rng(rng)
+
+    def sqnorm(self, a) -> float:
+        return float(gather(sqnorm_lazy(a))[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# The chunks' library
+
+
+def chunk_library(A):
+    """``(xp, backend)`` of the library of A's chunks (NumPy, or CuPy), from ``A._meta``."""
+    return _library_of(A._meta)
+
+
+def _library_of(x):
+    from . import backend_for  # late: the package imports this module only for Dask input
+
+    xp = array_api_compat.array_namespace(x)
+    return xp, backend_for(xp)
+
+
+def empty_like_meta(A, ndim, dtype=None):
+    """An empty ``ndim``-D array of A's chunk library (the ``meta`` of derived Dask arrays)."""
+    xp, _ = chunk_library(A)
+    return xp.zeros((0,) * ndim, dtype=A.dtype if dtype is None else dtype,
+                    device=array_api_compat.device(A._meta))
+
+
+def to_host(a):
+    """A small array of the chunk library as NumPy (indices for Dask indexing)."""
+    return np.asarray(GenericBackend.to_host(a))
+
+
+def draw_seeds(rng, count):
+    """``count`` seeds for per-chunk generators, drawn from the caller's NumPy generator."""
+    return [int(s) for s in rng.integers(0, 2**63 - 1, size=count, dtype=np.int64)]
+
+
+def _real(xp, dtype):
+    return xp.float32 if dtype in (xp.float32, xp.complex64) else xp.float64
+
+
+# ---------------------------------------------------------------------------------------------
+# Computing: persist (stays on the workers) and gather (comes to the driver)
+
+
+def persist(*xs):
+    """Compute ``xs`` on the workers and wait for them (one pass), returning the persisted arrays.
+
+    Waiting matters: a later computation that reads A again must not be submitted while this one
+    still holds A's chunks, or the scheduler would keep every chunk for it (all of A in memory).
+    """
+    import dask
+
+    xs = dask.persist(*xs)
+    try:
+        from distributed import futures_of, wait
+    except ImportError:  # no distributed: the local schedulers persist synchronously
+        return xs
+    futures = futures_of(xs)
+    if futures:
+        wait(futures)
+    return xs
+
+
+def gather(*xs):
+    """Compute ``xs`` and bring them to the driver: every result of the flows that reaches the
+    driver comes through here (sketches, small factors, norms, indices)."""
+    import dask
+
+    return dask.compute(*xs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Random matrices and sketches, drawn inside the tasks
+
+
+def _normal_block(seed, shape, dtype, meta):
+    xp, be = _library_of(meta)
+    g = be.standard_normal(np.random.default_rng(seed), shape, _real(xp, dtype),
+                           device=array_api_compat.device(meta))
+    return xp.astype(g, dtype)
+
+
+def normal(rng, row_chunks, l, A, dtype=None):
+    """An N x l matrix of i.i.d. N(0, 1) entries (cast to ``dtype``, default A's), row chunks
+    ``row_chunks``, each chunk drawn in its task from its own seed."""
+    import dask.array as da
+    from dask.base import tokenize
+
+    dtype = A.dtype if dtype is None else dtype
+    seeds = draw_seeds(rng, len(row_chunks))
+    meta = empty_like_meta(A, 2, dtype)
+    name = "lowrank-normal-" + tokenize(seeds, row_chunks, l, dtype)
+    dsk = {(name, i, 0): (_normal_block, seeds[i], (r, l), dtype, meta)
+           for i, r in enumerate(row_chunks)}
+    return da.Array(dsk, name, chunks=(tuple(row_chunks), (l,)), dtype=dtype, meta=meta)
+
+
+def _sketch_block(a, *, seeds, l, kind, zeta, block_id=None):
+    xp, be = _library_of(a)
+    rng = np.random.default_rng(seeds[block_id[0]])  # one operator block per row chunk of A
+    if kind == "gaussian":
+        om = be.standard_normal(rng, (l, a.shape[0]), _real(xp, a.dtype),
+                                device=array_api_compat.device(a))
+        y = be.matmul(xp.astype(om * (1.0 / math.sqrt(l)), a.dtype), a)
+    else:
+        y = be.sparse_sign_sketch(rng, l, a, zeta)
+    return y[None, ...]
+
+
+def sketch(A, l, rng, kind, zeta):
+    """``Omega @ A`` (l x n, lazy, chunked like A's columns) for a random l x m ``Omega`` with
+    ``E[Omega^T Omega] = I``: Gaussian N(0, 1/l) entries, or ``zeta`` entries +-1/sqrt(zeta) in
+    each column (sparse sign). Each task draws its row chunk's block of ``Omega`` from that
+    chunk's seed and multiplies it into its chunk of A; the l x n partial products are tree-summed.
+    """
+    R = A.numblocks[0]
+    seeds = draw_seeds(rng, R)
+    parts = A.map_blocks(
+        _sketch_block, seeds=seeds, l=l, kind=kind, zeta=zeta, new_axis=[1],
+        chunks=((1,) * R, (l,), A.chunks[1]), dtype=A.dtype, meta=empty_like_meta(A, 3),
+    )
+    return parts.sum(axis=0)
+
+
+def _sqnorm_block(a):
+    _, be = _library_of(a)
+    return np.full((1, 1), be.sqnorm(a))
+
+
+def sqnorm_lazy(A):
+    """``||A||_F^2`` as a lazy 0-d Dask array (per-chunk sums of squares, tree-summed)."""
+    R, C = A.numblocks
+    parts = A.map_blocks(_sqnorm_block, chunks=((1,) * R, (1,) * C), dtype=np.float64,
+                         meta=np.zeros((0, 0)))
+    return parts.sum()
+
+
+def row_sqnorms_lazy(B):
+    """Squared 2-norms of the rows of the Dask array B (lazy, real)."""
+    import dask.array as da
+
+    if np.issubdtype(B.dtype, np.complexfloating):
+        return (da.real(B) ** 2 + da.imag(B) ** 2).sum(axis=1)
+    return (B * B).sum(axis=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tall-skinny QR
+
+
+def orth(C):
+    """Lazy orthonormal basis Q (m x k) of the tall Dask array C, by a tall-skinny QR: computed
+    with whatever is computed next (no computation of its own)."""
+    import dask.array as da
+
+    return da.linalg.tsqr(C.rechunk({1: -1}))[0]
+
+
+def tsqr(C):
+    """Reduced QR ``C = Q R`` of a tall m x k Dask array by ``dask.array.linalg.tsqr``: QR of each
+    row chunk, then of the stacked R factors. Returns Q (m x k, persisted on the workers, row
+    chunks as C's) and R (k x k, on the driver). One computation (one read of C)."""
+    import dask.array as da
+
+    Q, R = da.linalg.tsqr(C.rechunk({1: -1}))
+    Q, R = persist(Q, R)
+    return Q, gather(R)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Tournament pivoting
+
+
+def _select(idx, rows, count, rule):
+    """The best ``count`` of the candidate ``rows`` (global indices ``idx``), in pivot order."""
+    xp, be = _library_of(rows)
+    keep = min(count, rows.shape[0], rows.shape[1])
+    if keep == 0:
+        return idx[:0], rows[:0, :]
+    if rule == "lu":
+        perm = be.lu(rows)[1]  # rows are LUPP's row candidates
+    else:
+        perm = be.qr_pivoted(rows.T)[1]  # columns of rows.T are geqp3's candidates
+    sel = perm[:keep]
+    return idx[to_host(sel)], xp.take(rows, sel, axis=0)
+
+
+def _tournament_leaf(block, offset, count, rule):
+    idx = np.arange(offset, offset + block.shape[0], dtype=np.int64)
+    return _select(idx, block, count, rule)
+
+
+def _tournament_node(children, count, rule):
+    xp, _ = _library_of(children[0][1])
+    idx = np.concatenate([c[0] for c in children])
+    rows = xp.concat([c[1] for c in children], axis=0)
+    return _select(idx, rows, count, rule)
+
+
+def tournament(M, count, rule):
+    """Choose ``count`` rows of the tall, row-chunked Dask array M (N x b, count <= b) by
+    tournament pivoting, a tree reduction on the workers.
+
+    Each row chunk keeps its best ``count`` rows by the ``rule``: ``"lu"``, the first pivots of
+    LU with partial pivoting of its rows (Grigori-Demmel-Xiang's CALU tournament); ``"qr"``, the
+    first pivots of column-pivoted QR of their transpose (as in CAQR). Groups of
+    ``TOURNAMENT_SPLIT`` winner sets are pivoted again, up to one root, whose pivot order is the
+    result. Like the pivots of one LUPP of all of M, the winners maximize the pivots greedily; they
+    need not be the same rows (tournament pivoting is its own, stable, pivoting rule).
+
+    Returns the global indices (NumPy int64, pivot order) and the chosen rows of M (count x b,
+    chunk library), both on the driver.
+    """
+    import dask
+
+    M = M.rechunk({1: -1})
+    blocks = M.to_delayed()[:, 0]
+    offsets = np.cumsum((0,) + tuple(M.chunks[0][:-1]))
+    nodes = [dask.delayed(_tournament_leaf)(blk, int(off), count, rule)
+             for blk, off in zip(blocks, offsets, strict=True)]
+    while len(nodes) > 1:
+        nodes = [dask.delayed(_tournament_node)(nodes[i:i + TOURNAMENT_SPLIT], count, rule)
+                 for i in range(0, len(nodes), TOURNAMENT_SPLIT)]
+    idx, rows = gather(nodes[0])[0]
+    return idx, rows
+
+
+def column_offsets(A):
+    """First column index of each column chunk of A."""
+    return np.cumsum((0,) + tuple(A.chunks[1][:-1]))

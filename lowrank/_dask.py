@@ -1,0 +1,725 @@
+"""column_id, row_id, cur and rsvd of ``dask.array`` matrices: chunked passes, small driver work.
+
+The public functions resolve a Dask array to the Dask backend (:mod:`lowrank.backends.dask`), whose
+``distributed`` capability sends them here. Each pass over A is one chunked computation on the
+workers (:func:`~lowrank.backends.dask.persist`); only small objects reach the driver
+(:func:`~lowrank.backends.dask.gather`): sketches of size (k + p) x n, skeleton indices, k x k
+factors, norms. The selection and interpolation algorithms are the generic ones of
+:mod:`lowrank._id`, :mod:`lowrank._cur` and :mod:`lowrank._rsvd`, applied to those small objects
+with the backend of A's chunk library.
+
+A column ID works on ``A`` (m x n), a row ID on ``A.T``. Whether the sketch axis (the n columns to
+choose from) is *split* decides the flow: A with one column chunk gets its l x n sketch on the
+driver and the generic skeleton selection (fixed rank, blocked LUPP, CPQR tolerance mode, exactly
+as for NumPy, random numbers aside); A with several column chunks keeps its sketch on the workers
+and chooses the skeleton by tournament pivoting (:func:`~lowrank.backends.dask.tournament`), in
+tolerance mode inside a distributed blocked LUPP whose every panel is a tournament.
+
+What comes back (``S`` NumPy int64 indices in every case):
+
+======================  ======================================================================
+column_id               ``interp`` (k x n): chunk-library array if A has one column chunk,
+                        else lazy Dask (k x n, chunked like A's columns)
+row_id                  ``interp`` (m x k): chunk-library array if A has one row chunk, else lazy
+cur                     ``C`` (m x k) and ``R`` (k x n) lazy Dask (persisted on the workers);
+                        ``U`` (k x k) chunk library
+rsvd                    ``U`` (m x k) lazy Dask; ``S`` chunk library; ``Vh`` (k x n) chunk library
+                        if A has one column chunk, else lazy Dask
+======================  ======================================================================
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from . import _cur, _id
+from ._linalg import (
+    DIFFERENCE_ROUNDING,
+    count,
+    ctranspose,
+    eps,
+    pinv_apply,
+    relative,
+    relative_from_difference,
+    row_sqnorms,
+    solve_upper,
+    sqnorm,
+    tail_sums,
+)
+from ._sketch import SPARSE_SIGN_NNZ
+from .backends import dask as dk
+
+#: The skeleton-selection methods that work on sketches alone (the others pivot on A itself).
+METHODS = ("lupp", "cpqr")
+
+_RULE = {"lupp": "lu", "cpqr": "qr"}
+
+
+class _Shape(NamedTuple):
+    """What the generic selection methods read of ``Problem.A``: its shape, dtype and device."""
+
+    shape: tuple
+    dtype: Any
+    device: Any
+
+
+def _ct(D):
+    """Conjugate transpose of a Dask array."""
+    return D.conj().T if np.issubdtype(D.dtype, np.complexfloating) else D.T
+
+
+# ---------------------------------------------------------------------------------------------
+# The problem the generic methods see: sketches computed on the workers
+
+
+@dataclass
+class DaskProblem(_id.Problem):
+    """A column-ID problem on the Dask array ``D``, as the generic methods of :mod:`lowrank._id`
+    see it: ``xp``/``be`` are the chunk library's, ``A`` only a shape, and ``sketch_rows``
+    computes ``Omega @ D`` chunk by chunk and gathers it (l x n, for D with one column chunk).
+
+    The first pass also takes ``||D||_F^2`` (and checks for NaN/Inf): :meth:`first_pass`.
+    """
+
+    D: Any = None
+    check_finite: bool = True
+    _first: Any = None
+
+    @property
+    def split(self) -> bool:
+        """Whether the columns to choose from span several chunks (the sketch stays distributed)."""
+        return self.D.numblocks[1] > 1
+
+    @cached_property
+    def normA2(self) -> float:
+        self.first_pass(0, keep=True)
+        return self.normA2
+
+    def first_pass(self, l, *, keep):
+        """One pass over D: ``||D||_F^2`` and, for ``l > 0``, an l-row sketch, persisted on the
+        workers (returned) when ``keep`` is true, else gathered and served to the next
+        ``sketch_rows(l)``. Raises on NaN/Inf when ``check_finite``."""
+        D = self.D
+        Y = dk.sketch(D, l, self.rng, self.sketch, SPARSE_SIGN_NNZ) if l else None
+        s2 = dk.sqnorm_lazy(D)
+        if Y is not None and not keep:
+            Y, s2 = dk.gather(Y, s2)
+            self._first = Y
+        elif Y is not None:
+            Y, s2 = dk.persist(Y, s2)
+            s2 = dk.gather(s2)[0]
+        else:
+            s2 = dk.gather(s2)[0]
+        s2 = float(s2)
+        if not math.isfinite(s2) and self.check_finite:
+            import dask.array as da
+
+            if not bool(dk.gather(da.isfinite(D).all())[0]):
+                raise ValueError("A must not contain NaN or Inf (pass check_finite=False to skip)")
+        self.normA2 = s2
+        return Y
+
+    def sketch_rows(self, l):
+        if self._first is not None and self._first.shape[0] == l:
+            Y, self._first = self._first, None
+            return Y
+        return dk.gather(self.sketch_lazy(l))[0]
+
+    def sketch_lazy(self, l):
+        return dk.sketch(self.D, l, self.rng, self.sketch, SPARSE_SIGN_NNZ)
+
+    def zeros(self, shape):
+        return self.xp.zeros(shape, dtype=self.D.dtype, device=self.A.device)
+
+
+def problem(P, check_finite) -> DaskProblem:
+    """The :class:`DaskProblem` of the front end's problem ``P`` (whose ``A`` is the Dask array)."""
+    D = P.A
+    xp, be = dk.chunk_library(D)
+    import array_api_compat
+
+    shape = _Shape(tuple(int(s) for s in D.shape), D.dtype, array_api_compat.device(D._meta))
+    return DaskProblem(xp, be, shape, P.rng, P.sketch, P.oversample, P.block_size, D=D,
+                       check_finite=check_finite)
+
+
+def check_method(method):
+    if method.name not in METHODS:
+        raise ValueError(
+            f"method={method.name!r} pivots on A itself and is not available for Dask arrays; "
+            f"use one of {list(METHODS)}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Interpolation matrices, chunk by chunk
+
+
+def _interp_block(b, *, solve, factors, skeleton, block_info=None):
+    """One column chunk of an interpolation matrix ``T`` (k x c) from the chunk ``b`` of the
+    matrix it is solved from, with the exact identity at the skeleton columns in this chunk."""
+    xp, be = dk._library_of(b)
+    if solve == "upper":  # T = R^{-1} b (optimal: b = Q^H A; oversampled: b = Q^H Y)
+        (R, Qh) = factors
+        T = solve_upper(be, xp, R, b if Qh is None else be.matmul(Qh, b))
+    elif solve == "lu":  # T = Y[:k, S]^{-1} b with Y[:k, S][perm] = L U (LUPP sketch solve)
+        (LU, perm) = factors
+        k = LU.shape[0]
+        z = be.solve_triangular(LU, xp.take(b, perm, axis=0), lower=True, unit_diagonal=True)
+        T = solve_upper(be, xp, xp.triu(LU[:k, :k]), z)
+    else:  # "unit-lower-t": T = L11^{-T} b (blocked LUPP: b = the rows of L, transposed)
+        (L11,) = factors
+        T = be.solve_triangular(L11, b, lower=True, unit_diagonal=True, transpose=True)
+    return _identity_in_chunk(xp, xp.astype(T, b.dtype), skeleton,
+                              block_info[0]["array-location"][1][0])
+
+
+def _identity_in_chunk(xp, T, skeleton, off):
+    """T (k x c, the columns off .. off + c - 1 of an interpolation matrix) with the exact identity
+    at the skeleton columns that fall in it (row t of the identity at column ``skeleton[t]``)."""
+    c = T.shape[1]
+    local = xp.asarray(skeleton - off, dtype=xp.int64)  # entries outside 0 .. c-1 match nothing
+    hit = xp.arange(c, dtype=xp.int64, device=T.device)[None, :] == local[:, None]
+    return xp.where(xp.any(hit, axis=0)[None, :], xp.astype(hit, T.dtype), T)
+
+
+def _lazy_interp(P, src, skeleton, solve, factors):
+    """The k x n interpolation matrix solved chunk by chunk from the k-row Dask array ``src``."""
+    k = len(skeleton)
+    src = src.rechunk({0: -1})
+    return src.map_blocks(
+        _interp_block, solve=solve, factors=factors, skeleton=np.asarray(skeleton),
+        chunks=((k,), src.chunks[1]), dtype=P.D.dtype, meta=dk.empty_like_meta(P.D, 2),
+    )
+
+
+def _empty_interp(P):
+    if P.split:
+        import dask.array as da
+
+        return da.zeros((0, P.n), chunks=((0,), P.D.chunks[1]), dtype=P.D.dtype,
+                        meta=dk.empty_like_meta(P.D, 2))
+    return P.zeros((0, P.n))
+
+
+def _optimal(P: DaskProblem, cand, k_method, tol):
+    """``T = A_S^+ A`` for the first k of the candidates ``cand`` (NumPy indices), with its exact
+    error, as :func:`lowrank._id._optimal` computes it (rank rule included: the smallest prefix
+    meeting ``tol``, None if none does); ``R`` and ``B = Q^H A`` come from :func:`_projection`.
+    B comes to the driver when A has one column chunk and stays on the workers otherwise."""
+    xp, be = P.xp, P.be
+    K = len(cand)
+    if K == 0:
+        return 0, _empty_interp(P), relative(P.normA2, P.normA2)
+    R, B, rs = _projection(P, cand, tol)
+    err2 = P.normA2 - _id._cumsum0(xp, rs)
+    if tol is None:
+        k = K
+    elif tol**2 > 64 * eps(xp, P.D.dtype):
+        k = count(xp, err2 > tol**2 * P.normA2)
+        if k > K:
+            return None
+    else:
+        k = k_method
+    error = relative_from_difference(float(err2[k]), P.normA2, eps(xp, P.D.dtype))
+    if P.split:
+        X = _lazy_interp(P, B[:k, :], cand[:k], "upper", (R[:k, :k], None))
+    else:
+        S = xp.asarray(cand[:k], device=P.A.device)
+        X = be.identity_at(solve_upper(be, xp, R[:k, :k], B[:k, :]), S)
+    return k, X, error
+
+
+def _solve_block(m, *, R):
+    """``R^{-H} m`` on one column chunk (the Gram route's ``B``)."""
+    xp, be = dk._library_of(m)
+    Rc = xp.conj(R) if xp.isdtype(R.dtype, "complex floating") else R
+    return be.solve_triangular(Rc, m, lower=False, transpose=True)
+
+
+def _projection(P: DaskProblem, S, tol):
+    """``R`` (K x K), ``B = Q^H A`` (K x n) and B's squared row norms for the skeleton
+    ``A[:, S] = Q R``, by the two routes of :func:`lowrank._id._skeleton_projection`:
+
+    - fixed rank tries the Gram route: ``M = A_S^H A`` in *one* pass (each task multiplies its row
+      chunk's skeleton columns into its chunk of A), Cholesky of ``M[:, S]`` and ``B = R^{-H} M``;
+      kept under the same rounding test (:data:`lowrank._id.GRAM_SAFETY`);
+    - otherwise (tolerance mode, or an ill-conditioned skeleton) a tall-skinny QR of ``A[:, S]``
+      on the workers (:func:`lowrank.backends.dask.tsqr`, one pass) and the reduction
+      ``B = Q^H A`` over row chunks (one more).
+    B is on the driver (A with one column chunk) or persisted on the workers."""
+    xp, be, D = P.xp, P.be, P.D
+    C = D[:, S]
+    if tol is None:
+        M = _ct(C) @ D
+        if P.split:
+            (M,) = dk.persist(M)
+            G = xp.asarray(dk.gather(M[:, S])[0])
+        else:
+            M = dk.gather(M)[0]
+            G = xp.take(M, xp.asarray(S, device=P.A.device), axis=1)
+        R = be.cholesky(G)
+        if R is not None:
+            if P.split:
+                (B,) = dk.persist(M.map_blocks(_solve_block, R=R, dtype=D.dtype,
+                                               meta=dk.empty_like_meta(D, 2)))
+                rs = xp.asarray(dk.gather(dk.row_sqnorms_lazy(B))[0])
+            else:
+                B = _solve_block(M, R=R)
+                rs = row_sqnorms(xp, B)
+            err2 = P.normA2 - float(xp.sum(rs))
+            if _id.GRAM_SAFETY * eps(xp, D.dtype) * be.cond_upper(R) * P.normA2 <= err2:
+                return R, B, rs
+    Q, R = dk.tsqr(C)
+    B = _ct(Q) @ D  # K x n
+    if P.split:
+        (B,) = dk.persist(B)
+        return R, B, xp.asarray(dk.gather(dk.row_sqnorms_lazy(B))[0])
+    B = dk.gather(B)[0]
+    return R, B, row_sqnorms(xp, B)
+
+
+def _sketch_solve(P, Y, S, YS, method, interp):
+    """Sketch-based interpolation from the distributed sketch ``Y`` (l x n): ``"sketch"`` with
+    LUPP solves with the first k sketch rows, ``T = Y[:k, S]^{-1} Y[:k, :]`` (what the LUPP
+    factors give: ``L21 L11^{-1}``); CPQR's ``R11^{-1} R12`` and ``"oversampled"`` are the least
+    squares fit on all l rows, ``T = Y[:, S]^+ Y``. ``YS = Y[:, S]`` is on the driver."""
+    xp, be = P.xp, P.be
+    k = len(S)
+    if method.name == "lupp" and interp == "sketch":
+        LU, perm = be.lu(YS[:k, :])
+        return _lazy_interp(P, Y[:k, :], S, "lu", (LU, perm))
+    Q, R = be.qr(YS)
+    return _lazy_interp(P, Y, S, "upper", (R, ctranspose(xp, Q)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Column ID (row ID = column ID of A.T)
+
+
+def column_id(P0, method, rank, tol, interp, check_finite):
+    """Skeleton (NumPy int64), interpolation matrix, rank and error of the column ID of the Dask
+    array ``P0.A``; the same contract as :func:`lowrank._id.column_id`."""
+    check_method(method)
+    P = problem(P0, check_finite)
+    if tol is None:
+        return _fixed(P, method, rank, interp)
+    return _tolerance(P, method, tol, interp)
+
+
+def _tolerance(P, method, tol, interp):
+    """Tolerance mode with the retries of :func:`lowrank._id.column_id`."""
+    t = tol
+    for _ in range(_id.MAX_RETRIES):
+        out = _adaptive(P, method, t, interp, tol)
+        if out is not None:
+            return out
+        t /= 2  # rare: the method's estimate was optimistic; select again, more strictly
+    return _adaptive(P, method, t, interp, None)
+
+
+def skeleton_fixed(P, method, k):
+    """The first pass (norm and sketch) and a rank-k skeleton: ``(S, sk, Y, YS)``; ``sk`` is the
+    generic method's result (one column chunk), ``Y``/``YS`` the distributed sketch and its
+    skeleton columns (several column chunks, tournament pivoting)."""
+    l = min(k + P.oversample, P.m)
+    if not P.split:
+        P.first_pass(l, keep=False)
+        sk = method.fixed(P, k)
+        return dk.to_host(sk.perm[:k]), sk, None, None
+    Y = P.first_pass(l, keep=True)
+    S, rows = dk.tournament(Y.T, k, _RULE[method.name])
+    return S, None, Y, rows.T
+
+
+def _fixed(P, method, k, interp):
+    S, sk, Y, YS = skeleton_fixed(P, method, k)
+    if interp == "optimal":
+        return _with_skeleton(P, S, *_optimal(P, S, k, None))
+    if sk is not None:
+        _, X, k, error = _id._interpolate(P, sk, interp, None)
+        return S, X, k, error
+    return S, _sketch_solve(P, Y, S, YS, method, interp), k, None
+
+
+def _with_skeleton(P, cand, k, X, error):
+    return cand[:k], X, k, error
+
+
+def _adaptive(P, method, t, interp, tol):
+    if not P.split:
+        if "normA2" not in P.__dict__:  # fuse the norm into the first sketch's pass
+            b, p = P.block_size, P.oversample
+            P.first_pass(b if method.name == "lupp" else min(P.m, max(2 * b, p + 1)), keep=False)
+        sk = method.adaptive(P, t)
+        perm = dk.to_host(sk.perm[: sk.candidates])
+        if interp == "optimal":
+            res = _optimal(P, perm, sk.k, tol)
+            return None if res is None else _with_skeleton(P, perm, *res)
+        _, X, k, error = _id._interpolate(P, sk, interp, tol)
+        return perm[:k], X, k, error
+    st = _blocked_split(P, t, _RULE[method.name])
+    if interp == "optimal":
+        res = _optimal(P, st.S[: st.factored], st.k, tol)
+        return None if res is None else _with_skeleton(P, st.S, *res)
+    S = st.S[: st.k]
+    if st.k == 0:
+        return S, _empty_interp(P), 0, st.estimate
+    if interp == "sketch":
+        return S, _lazy_interp(P, st.Lt[: st.k, :], S, "unit-lower-t", (st.L11[: st.k, : st.k],)), \
+            st.k, st.estimate
+    import dask.array as da
+
+    Y = da.concatenate(st.blocks, axis=0)
+    YS = dk.gather(Y[:, S])[0]
+    return S, _sketch_solve(P, Y, S, YS, method, "oversampled"), st.k, None
+
+
+# ---------------------------------------------------------------------------------------------
+# Distributed blocked LUPP (ALGORITHMS.md section 3) with tournament-pivoted panels
+
+
+class _Blocked(NamedTuple):
+    S: Any  # factored pivots, NumPy int64, pivot order
+    k: int  # rank after trimming the last block
+    factored: int
+    estimate: float
+    Lt: Any  # (factored x n) Dask: the rows of L, transposed, columns in A's order
+    L11: Any  # (factored x factored) unit lower, pivot order (driver)
+    blocks: list  # the sketch blocks (b x n, persisted)
+
+
+def _schur_block(z, lt, *, U12, S, block_info=None):
+    """``E^T = Z - U12^T L^T`` on one column chunk, the skeleton's columns set to zero."""
+    xp, be = dk._library_of(z)
+    E = z - be.matmul(U12.T, lt)  # plain transposes, as in the generic blocked LUPP
+    return _zero_columns(xp, E, S, block_info[0]["array-location"][1][0])
+
+
+def _zero_columns(xp, E, S, off):
+    c = E.shape[1]
+    local = S[(S >= off) & (S < off + c)] - off
+    if local.size == 0:
+        return E
+    hit = xp.any(xp.arange(c, device=E.device)[None, :] == xp.asarray(local, device=E.device)[:, None],
+                 axis=0)
+    return xp.where(hit[None, :], xp.zeros_like(E), E)
+
+
+def _lnew_block(et, *, U11):
+    """New rows of ``L^T``: ``U11^{-T} E^T[:bb]`` on one column chunk (``L = E[:, :bb] U11^{-1}``)."""
+    _, be = dk._library_of(et)
+    bb = U11.shape[0]
+    return be.solve_triangular(U11, et[:bb, :], lower=False, transpose=True)
+
+
+def _trim_chunk(z, lt, U12, S, k0, kk, off):
+    """Per-chunk squared norms of the Schur complements of ranks k0 + 1 .. kk (the last block's
+    pivots removed one at a time), over the columns not yet in the skeleton: the distributed form
+    of :func:`lowrank._id._trim_last_block`."""
+    xp, be = dk._library_of(z)
+    R = z - be.matmul(U12[:k0, :].T, lt[:k0, :]) if k0 else z  # b x c
+    R = _zero_columns(xp, R, S[:k0], off)
+    out = np.zeros(kk - k0)
+    for j in range(1, kk - k0 + 1):
+        R = R - U12[k0 + j - 1 : k0 + j, :].T * lt[k0 + j - 1 : k0 + j, :]
+        out[j - 1] = sqnorm(xp, _zero_columns(xp, R, S[k0 : k0 + j], off))
+    return out
+
+
+def _blocked_split(P: DaskProblem, tol, rule) -> _Blocked:
+    """Adaptive blocked randomized LUPP on a sketch that stays on the workers.
+
+    The steps of :func:`lowrank._id._blocked_lupp`, each one chunked computation: a fresh sketch
+    block ``Z`` (b x n, one pass over A, persisted); its Schur complement against the current
+    pivots ``E^T = Z - U12^T L^T`` (``U12 = L11^{-1} Z[:, S]``, k x b on the driver), whose squared
+    norm is the unbiased estimate of the current ID's squared error; while it misses ``tol``, the
+    next b pivots by tournament pivoting of E's rows (``rule``: LUPP, or CPQR for ``cpqr``), the
+    LU of the b winners on the driver (``E[p] = L_e U``), and the new L columns
+    ``E[:, :b] U11^{-1}`` for every column chunk (persisted). A pivot whose U diagonal is below
+    ``b eps`` times the first (E numerically rank-deficient) ends the panel early. The rank is
+    trimmed inside the last block with the same estimate (:func:`_trim_chunk`).
+    """
+    import dask
+    import dask.array as da
+
+    xp, be = P.xp, P.be
+    kmax, b = min(P.m, P.n), P.block_size
+    dtype, dev = P.D.dtype, P.A.device
+    first = None if "normA2" in P.__dict__ else P.first_pass(b, keep=True)
+    thr2 = tol**2 * P.normA2
+    S = np.zeros(0, dtype=np.int64)
+    Lt = None
+    L11 = xp.zeros((0, 0), dtype=dtype, device=dev)
+    k = last = 0
+    blocks = []
+    U12 = None
+    while True:
+        Zt = first if first is not None else dk.persist(P.sketch_lazy(b))[0]
+        first = None
+        blocks.append(Zt)
+        if k:
+            ZS = xp.asarray(dk.gather(Zt[:, S])[0], device=dev)  # b x k
+            U12 = be.solve_triangular(L11, ZS.T, lower=True, unit_diagonal=True)  # k x b
+            Et = da.map_blocks(_schur_block, Zt, Lt, U12=U12, S=S, dtype=dtype,
+                               meta=dk.empty_like_meta(P.D, 2))
+        else:
+            Et = Zt
+        (Et,) = dk.persist(Et)
+        est2 = float(dk.gather(dk.sqnorm_lazy(Et))[0])
+        if est2 <= thr2 or k >= kmax or not math.isfinite(est2):
+            break
+        bb = min(b, kmax - k)
+        p, Ep = dk.tournament(Et.T, bb, rule)  # Ep: the winners' rows of E (bb x b)
+        LUe, pv = be.lu(Ep)
+        p = p[dk.to_host(pv)]
+        nb = min(bb, p.shape[0])
+        d = np.abs(dk.to_host(xp.linalg.diagonal(LUe[:nb, :nb])))
+        good = d > b * eps(xp, dtype) * (d[0] if nb else 0.0)
+        bb = nb if good.all() else int(np.argmin(good))  # leading pivots above rounding
+        if bb == 0:  # E is numerically zero beyond the skeleton: nothing left to pivot on
+            break
+        U11 = xp.triu(LUe[:bb, :bb])
+        Lnew = Et.map_blocks(_lnew_block, U11=U11, chunks=((bb,), Et.chunks[1]), dtype=dtype,
+                             meta=dk.empty_like_meta(P.D, 2))
+        Lt = Lnew if Lt is None else da.concatenate([Lt, Lnew], axis=0)
+        (Lt,) = dk.persist(Lt.rechunk({0: -1}))
+        S = np.concatenate([S, p[:bb]])
+        G = xp.asarray(dk.gather(Lt[:, p[:bb]])[0], device=dev)  # (k + bb) x bb
+        L11 = _grow(xp, L11, k + bb)
+        L11[k : k + bb, : k + bb] = G.T
+        k += bb
+        last = bb
+    factored = k
+    if k and last and est2 <= thr2:
+        offs = dk.column_offsets(P.D)
+        parts = [dask.delayed(_trim_chunk)(z, lt, U12, S, k - last, k, int(off))
+                 for z, lt, off in zip(Zt.to_delayed()[0], Lt.to_delayed()[0], offs, strict=True)]
+        e2 = np.sum(dk.gather(*parts), axis=0)
+        hit = np.nonzero(e2 <= thr2)[0]
+        if hit.size:
+            k, est2 = k - last + int(hit[0]) + 1, float(e2[hit[0]])
+        else:
+            est2 = float(e2[-1])
+    return _Blocked(S, k, factored, relative(est2, P.normA2), Lt, L11, blocks)
+
+
+def _grow(xp, a, size):
+    out = xp.zeros((size, size), dtype=a.dtype, device=a.device)
+    out[: a.shape[0], : a.shape[1]] = a
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# CUR
+
+
+def cur(P0, method, core, rank, tol, check_finite):
+    """``(C, U, R, cols, rows, k, error)`` of the CUR of the Dask array ``P0.A`` (the contract of
+    :func:`lowrank.cur`): columns by the column ID (tournament pivoting when A has several column
+    chunks), rows of ``C = A[:, cols]`` by LUPP (or CPQR of C^T) of C on the driver when A has
+    one row chunk, by tournament pivoting of C's row chunks otherwise. C and R are persisted on
+    the workers and returned lazy; the core is computed through tall-skinny QRs of C and R^H and
+    one reduction ``Qc^H A Qr`` (one pass)."""
+    check_method(method)
+    P = problem(P0, check_finite)
+    xp, D = P.xp, P.D
+    X = None
+    if tol is not None:
+        cols, X, k, _ = _tolerance(P, method, tol, "optimal")
+    elif core == "id":
+        cols, X, k, _ = _fixed(P, method, rank, "optimal")
+    else:
+        k = rank
+        cols = skeleton_fixed(P, method, k)[0]
+    (C,) = dk.persist(D[:, cols])
+    if k == 0:
+        rows = np.zeros(0, dtype=np.int64)
+    elif D.numblocks[0] == 1:
+        rows = dk.to_host(_cur.select_rows(P, xp.asarray(dk.gather(C)[0]), k, method.name))
+    else:
+        rows = dk.tournament(C, k, _RULE[method.name])[0]
+    (R,) = dk.persist(D[rows, :])
+    U, error = _core(P, C, R, cols, rows, core, X)
+    return C, U, R, cols, rows, k, error
+
+
+def _core(P, C, R, cols, rows, core, X):
+    """The k x k core and (optimal core) the exact error, as :func:`lowrank._cur.core_matrix`."""
+    xp, be, D = P.xp, P.be, P.D
+    k = C.shape[1]
+    if k == 0:
+        return xp.zeros((0, 0), dtype=D.dtype, device=P.A.device), relative(P.normA2, P.normA2)
+    cut = math.sqrt(eps(xp, D.dtype))
+    if core == "cross":
+        W = xp.asarray(dk.gather(R[:, cols])[0])
+        return pinv_apply(be, xp, W, xp.eye(k, dtype=D.dtype, device=P.A.device), cut), None
+    Qr, Rr = dk.tsqr(_ct(R))
+    if core == "optimal":
+        Qc, Rc = dk.tsqr(C)
+        M = xp.asarray(dk.gather((_ct(Qc) @ D) @ Qr)[0])  # one pass over A
+        W = pinv_apply(be, xp, Rc, M, cut)
+        U = ctranspose(xp, pinv_apply(be, xp, Rr, ctranspose(xp, W), cut))
+        N = be.matmul(be.matmul(Rc, U), ctranspose(xp, Rr))
+        err2 = P.normA2 - sqnorm(xp, M) + sqnorm(xp, M - N)
+        return U, relative_from_difference(err2, P.normA2, eps(xp, D.dtype))
+    import dask.array as da
+
+    XQ = _small(P, da.asarray(X) @ Qr)  # core == "id": U = X R^+ = X Qr Rr^{+H}
+    return ctranspose(xp, pinv_apply(be, xp, Rr, ctranspose(xp, XQ), cut)), None
+
+
+# ---------------------------------------------------------------------------------------------
+# Randomized SVD
+
+
+def rsvd(P0, rank, tol, n_iter, check_finite):
+    """``(U, S, Vh, k, error)`` of the randomized SVD of the Dask array ``P0.A``: the algorithms
+    of :mod:`lowrank._rsvd` with each product with A one chunked pass (Gaussian test matrices
+    drawn per chunk), every orthonormalization of a tall block a tall-skinny QR on the workers,
+    and ``B = Q^H A`` on the driver (A with one column chunk) or on the workers."""
+    P = problem(P0, check_finite)
+    if tol is None:
+        return _rsvd_fixed(P, rank, n_iter)
+    return _rsvd_adaptive(P, tol, n_iter)
+
+
+def _left(P, Q, extra=None, keep=False):
+    """``W = Q^H A`` (minus ``extra``, a lazy k x n product) in one computation with whatever
+    lazy work Q still needs (its tall-skinny QR): on the driver when A has one column chunk, else
+    persisted on the workers. ``keep``: also persist Q, and return ``(Q, W)``."""
+    W = _ct(Q) @ P.D
+    if extra is not None:
+        W = W - extra
+    if keep:
+        Q, W = dk.persist(Q, W)
+    elif P.split:
+        (W,) = dk.persist(W)
+    if not P.split:
+        W = P.xp.asarray(dk.gather(W)[0])
+    return (Q, W) if keep else W
+
+
+def _orth_t(P, W):
+    """An orthonormal basis (n x l) of the rows of W, ``orth(W^H)``: on the driver, or a lazy
+    tall-skinny QR on the workers."""
+    if not P.split:
+        return P.be.qr(ctranspose(P.xp, W))[0]
+    return dk.orth(_ct(W))
+
+
+def _rsvd_power(P, Y, n_iter, Q=None, B=None):
+    """``n_iter`` re-orthonormalized power iterations on the persisted m x b sample Y, kept
+    orthogonal to a basis Q (with B = Q^H A) when given: :func:`lowrank._rsvd._power`, two
+    computations (two passes over A) an iteration."""
+    import dask.array as da
+
+    for _ in range(n_iter):
+        Yq = dk.orth(Y)
+        W = _left(P, Yq, None if Q is None else (_ct(Yq) @ Q) @ da.asarray(B))
+        Z = _orth_t(P, W)
+        Y = P.D @ Z
+        if Q is not None:
+            Y = Y - Q @ (da.asarray(B) @ Z)
+        (Y,) = dk.persist(Y)
+    return Y
+
+
+def _small(P, X):
+    """Bring a small Dask product to the driver."""
+    return P.xp.asarray(dk.gather(X)[0])
+
+
+def _svd_of_wide(P, B):
+    """SVD of the K x n matrix B: directly on the driver, or through a tall-skinny QR of B^H on
+    the workers (``B^H = Qb Rb``, ``B = (Rb^H)`` SVD times ``Qb^H``); Vh is then lazy."""
+    xp, be = P.xp, P.be
+    if not P.split:
+        return be.svd(B)
+    Qb, Rb = dk.tsqr(_ct(B))
+    Ub, S, Vbh = be.svd(ctranspose(xp, Rb))
+    return Ub, S, Vbh @ _ct(Qb)
+
+
+def _rsvd_fixed(P, k, n_iter):
+    """:func:`lowrank._rsvd.rsvd_fixed`: ``2 n_iter + 2`` passes over A, each one computation."""
+    xp = P.xp
+    l = min(k + P.oversample, min(P.m, P.n))
+    Om = dk.normal(P.rng, P.D.chunks[1], l, P.D)
+    Y, s2 = dk.persist(P.D @ Om, dk.sqnorm_lazy(P.D))  # first pass: the sample and ||A||_F^2
+    P.normA2 = _checked_norm(P, dk.gather(s2)[0])
+    Y = _rsvd_power(P, Y, n_iter)
+    Q, B = _left(P, dk.orth(Y), keep=True)
+    Ub, S, Vh = _svd_of_wide(P, B)
+    U = Q @ Ub[:, :k]
+    S, Vh = S[:k], Vh[:k, :]
+    error = relative_from_difference(P.normA2 - float(xp.sum(S * S)), P.normA2,
+                                     eps(xp, P.D.dtype))
+    return U, S, Vh, k, error
+
+
+def _checked_norm(P, s2):
+    s2 = float(s2)
+    if not math.isfinite(s2) and P.check_finite:
+        import dask.array as da
+
+        if not bool(dk.gather(da.isfinite(P.D).all())[0]):
+            raise ValueError("A must not contain NaN or Inf (pass check_finite=False to skip)")
+    return s2
+
+
+def _rsvd_adaptive(P, tol, n_iter):
+    """Blocked adaptive range finder (randQB_EI), as :func:`lowrank._rsvd.rsvd_adaptive`: each
+    block is one pass for ``A Omega``, ``2 n_iter`` for the power iterations and one for
+    ``B_i = Q_i^H A``."""
+    import dask.array as da
+
+    xp, D = P.xp, P.D
+    kmax = min(P.m, P.n)
+    Qs, Bs = [], []
+    Q = B = None
+    K = 0
+    total = resid = thr = None
+    while total is None or (resid > thr and K < kmax):
+        b = min(P.block_size, kmax - K)
+        Om = dk.normal(P.rng, D.chunks[1], b, D)
+        Y = D @ Om
+        if Q is not None:
+            Y = Y - Q @ (da.asarray(B) @ Om)
+        if total is None:  # first pass: also ||A||_F^2
+            Y, s2 = dk.persist(Y, dk.sqnorm_lazy(D))
+            total = resid = P.normA2 = _checked_norm(P, dk.gather(s2)[0])
+            thr = max(tol**2, DIFFERENCE_ROUNDING * eps(xp, D.dtype)) * total
+            if resid <= thr:
+                break
+        else:
+            (Y,) = dk.persist(Y)
+        Y = _rsvd_power(P, Y, n_iter, Q, B)
+        Qi = dk.orth(Y)
+        if Q is not None:  # re-orthogonalize against the basis (twice is enough)
+            Qi = dk.orth(Qi - Q @ (_ct(Q) @ Qi))
+        Qi, Bi = _left(P, Qi, keep=True)  # one computation: the QRs and B_i = Q_i^H A
+        Qs.append(Qi)
+        Bs.append(Bi)
+        Q = da.concatenate(Qs, axis=1)
+        B = xp.concat(Bs, axis=0) if not P.split else da.concatenate(Bs, axis=0)
+        resid -= float(_small(P, dk.row_sqnorms_lazy(Bi)).sum()) if P.split \
+            else float(xp.sum(row_sqnorms(xp, Bi)))
+        K += b
+    if K == 0:
+        z = da.zeros((P.m, 0), chunks=(D.chunks[0], (0,)), dtype=D.dtype, meta=dk.empty_like_meta(D, 2))
+        vh = _empty_interp(P)
+        from ._linalg import real_dtype
+
+        return z, xp.zeros(0, dtype=real_dtype(xp, D.dtype), device=P.A.device), vh, 0, \
+            relative(resid, total)
+    Ub, S, Vh = _svd_of_wide(P, B)
+    tail = tail_sums(xp, S * S)
+    k = min(count(xp, tail + resid > thr), K)
+    error = relative_from_difference(resid + float(tail[k]), total, eps(xp, D.dtype))
+    return Q @ Ub[:, :k], S[:k], Vh[:k, :], k, error
