@@ -38,7 +38,6 @@ import os
 import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -47,11 +46,11 @@ from pathlib import Path
 import numpy as np
 import scipy
 import scipy.linalg
-import scipy.sparse.linalg
-from scipy.linalg.blas import get_blas_funcs
 from tqdm import tqdm
 
 import lowrank
+from lowrank import _bench
+from lowrank._bench import git_rev, machine, quiet_pause, time_floor, two_norm
 from lowrank._cli import (
     CpuMeter,
     blas_summary,
@@ -87,42 +86,8 @@ METER = CpuMeter()
 def guarded(block, args, what):
     """Run ``block()`` (returns its other-CPU reading) on a quiet machine: wait for quiet first,
     and run it again (up to ``--retries`` times) when others were busy during it."""
-    waits = []
-    for attempt in range(args.retries + 1):
-        left = args.quiet_budget - METER.waited
-        waits.append(METER.wait_quiet(args.busy, min(args.quiet_wait, max(left, 0.0))))
-        METER.waited += waits[-1]
-        busy = block()
-        if (busy is None or busy < args.busy or attempt == args.retries
-                or METER.waited >= args.quiet_budget):
-            return {"attempts": attempt + 1, "waited_s": waits, "other_cpus": busy}
-        tqdm.write(f"  {what}: other processes used {busy:.2f} CPUs; running it again",
-                   file=sys.stderr)
-
-
-def quiet_pause(seconds=0.3):
-    """Let the other BLAS pool's spinning threads go to sleep before the next timed block."""
-    time.sleep(seconds)
-
-
-def time_floor(kind, Omega, A, repeats):
-    """Median seconds of ``Omega @ A`` by NumPy ``matmul`` or SciPy BLAS ``gemm`` (own block)."""
-    if kind == "numpy":
-        def f():
-            return np.matmul(Omega, A)
-    else:
-        (gemm,) = get_blas_funcs(("gemm",), (Omega, A))
-        # C-ordered operands: (Omega A)^T = A^T Omega^T on F-ordered views, no copies (as lowrank).
-        def f():
-            return gemm(1.0, A.T, Omega.T).T
-    quiet_pause()
-    f()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t0)
-    return times
+    return _bench.guarded(block, args, what, METER,
+                          lambda text: tqdm.write(text, file=sys.stderr))
 
 
 @dataclass
@@ -146,12 +111,6 @@ class Case:
     def med(self, name):
         vals = [v for v in getattr(self, name) if v is not None]
         return statistics.median(vals) if vals else None
-
-
-def two_norm(R, seed=0):
-    """``||R||_2`` by ARPACK (``svds``, k = 1, tol = 0: machine precision)."""
-    v0 = np.random.default_rng(seed).standard_normal(min(R.shape))
-    return float(scipy.sparse.linalg.svds(R, k=1, tol=0, v0=v0, return_singular_vectors=False)[0])
 
 
 def run_case(case, A, s, decompose, unpack, args, pin):
@@ -339,31 +298,6 @@ def floor_rows(floors):
                      f"{1e3 * ts:.1f}", f"{2 * f['l'] * f['size'] ** 2 / ts / 1e9:.1f}",
                      "-" if f["other_cpus"] is None else f"{f['other_cpus']:.2f}"])
     return rows
-
-
-def machine():
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
-
-
-def git_rev():
-    root = Path(__file__).resolve().parent.parent
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
-                             capture_output=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, text=True, capture_output=True).stdout.strip()
-        return rev + (" (with uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def header(args, meta):

@@ -808,10 +808,28 @@ def _str_array(text: str):
 
 
 # ---------------------------------------------------------------------------------------------
+# bench
+
+
+def _add_bench(sub) -> None:
+    from . import _bench  # the harness; also run by bench/bench_peers.py
+
+    p = sub.add_parser(
+        "bench",
+        help="time lowrank against SciPy, scikit-learn, Dask and PyTorch and the sketch-GEMM floor",
+        description=_bench.DESCRIPTION,
+        epilog=_bench.EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _bench.add_arguments(p)
+    p.set_defaults(func=_bench.run)
+
+
+# ---------------------------------------------------------------------------------------------
 # The parser and the entry point
 
 #: Registration functions of the subcommands, in the order ``--help`` lists them.
-COMMANDS = (_add_demo, _add_batch)
+COMMANDS = (_add_demo, _add_batch, _add_bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

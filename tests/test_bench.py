@@ -1,0 +1,137 @@
+"""``python -m lowrank bench`` (lowrank._bench): a tiny smoke run and the option checks.
+
+One 200 x 200 float64 matrix (exp10 spectrum), rank 20 and tolerance 1e-6, one seed, a few
+methods; torch's method is made to need a module that does not exist, to check that a missing peer
+is skipped with a note. Checked: exit status, the files written (report, JSON, two PNGs), the table's columns
+and rows, and that the measured errors obey Eckart-Young: no rank-k approximation has a relative
+2-norm error below ``sigma_(k+1) / sigma_1`` or a relative Frobenius error below
+``||sigma[k:]|| / ||sigma||``. The errors are measured on an exact SVD at this size, so a method's
+error can sit on that bound only up to rounding: the check allows ``1e-12`` relative (about 5000
+float64 ulps, far above the rounding of a 200 x 200 residual's norms and far below any real
+violation). In tolerance mode lowrank's measured Frobenius error must meet ``tol`` up to its
+accounting's rounding floor. Times are not checked (a shared machine).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from lowrank import _bench, _cli
+from lowrank._cli import optimal_error, spectrum_values
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+COLUMNS = ["shape", "dtype", "spectrum", "mode", "method", "rank", "runs", "time (s)", "x floor",
+           "rel 2-err", "2-err / best", "rel F-err", "F-err / best", "other CPUs"]
+
+
+def _table(md: str, first_header: str):
+    """Header cells and data rows (lists of cells) of the markdown table whose first header cell
+    is ``first_header`` and that follows the line '## All results'."""
+    lines = md[md.index("## All results"):].splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith(f"| {first_header}"))
+    rows = []
+    for ln in lines[start:]:
+        if not ln.startswith("|"):
+            break
+        rows.append([c.strip() for c in ln.strip("|").split("|")])
+    return rows[0], rows[2:]
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("peers")
+    with pytest.MonkeyPatch.context() as mp:
+        # torch "not installed": its method needs a module that does not exist
+        hidden = dataclasses.replace(_bench.METHODS["torch"], module="lowrank_test_no_such_module")
+        mp.setitem(_bench.METHODS, "torch", hidden)
+        code = _cli.main([
+            "bench", "--sizes", "200", "--ranks", "20", "--seeds", "1", "--dtypes", "float64",
+            "--tol-spectra", "exp10", "--peers", "lupp", "rsvd", "scipy", "sklearn", "torch",
+            "--warmup-below", "0", "--floor-repeats", "1", "--quiet-budget", "0",
+            "--no-progress", "--out", str(out),
+        ])
+    return code, out
+
+
+def test_smoke_run_writes_report_json_and_plots(smoke):
+    code, out = smoke
+    assert code == 0
+    for name in ("peers_time_vs_size.png", "peers_error_vs_time.png"):
+        data = (out / name).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 10_000, name
+    md = (out / "peers.md").read_text()
+    assert "threadpool_info()" in md and "```" in md
+    assert "busy" in md or "quiet" in md  # the guard's summary sentence
+    assert "- **skipped methods**: torch (not installed" in md
+    assert "## Issue 8 criteria" in md and "## The floor" in md
+
+
+def test_smoke_table_columns_rows_and_errors(smoke):
+    _, out = smoke
+    md = (out / "peers.md").read_text()
+    header, rows = _table(md, "shape")
+    assert header == COLUMNS
+    got = {(r[3], r[4]) for r in rows}
+    fixed = {"lowrank column_id lupp", "lowrank rsvd", "scipy interp_decomp",
+             "sklearn randomized_svd (QR)"}
+    want = {("k=20", m) for m in fixed}
+    want |= {("tol=1e-06", m) for m in ("lowrank column_id lupp", "lowrank rsvd",
+                                        "scipy interp_decomp")}
+    assert got == want  # torch skipped; sklearn has no tolerance mode
+    for r in rows:
+        assert r[0] == "200x200" and r[1] == "float64" and r[2] == "exp10" and r[6] == "1"
+        if r[3] == "k=20":
+            assert r[5] == "20"
+        float(r[7]), float(r[8])  # time and x floor are numbers
+
+    raw = json.loads((out / "peers.json").read_text())
+    s = spectrum_values("exp10", 200)
+    ran = [c for c in raw["cases"] if not c["skipped"]]
+    assert len(ran) == len(want)
+    for c in ran:
+        (k,), (e2,), (eF,) = c["ranks"], c["err2"], c["errF"]
+        assert e2 >= s[k] / s[0] * (1 - 1e-12), c["label"]
+        assert eF >= optimal_error(s, k) * (1 - 1e-12), c["label"]
+        if c["mode"] == "tol" and c["method"] != "scipy":
+            # lowrank's tol bounds the relative Frobenius error; its accounting is exact up to
+            # the rounding floor sqrt(16 eps) = 6e-8 (lowrank._linalg.relative_from_difference).
+            assert eF <= 1e-6 + 1e-7, c
+    skipped = [c for c in raw["cases"] if c["skipped"]]
+    assert {c["method"] for c in skipped} == {"torch"}
+    assert [f["l"] for f in raw["floors"] if f["mode"] == "fixed"] == [30]
+    assert all(len(f["scipy_gemm"]) == 1 for f in raw["floors"])
+
+
+def test_render_rewrites_the_report(smoke):
+    _, out = smoke
+    before = (out / "peers.md").read_text()
+    (out / "peers.md").unlink()
+    assert _bench.main(["--render", str(out / "peers.json")]) == 0
+    after = (out / "peers.md").read_text()
+    assert _table(after, "shape") == _table(before, "shape")
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--sizes", "100", "--ranks", "100"], "--ranks"),
+    (["--sizes", "100", "--ranks", "10", "--tol", "2"], "--tol"),
+    (["--sizes", "100", "--ranks", "10", "--seeds", "0"], "--seeds"),
+])
+def test_bad_options_name_the_option(argv, needle, capsys, tmp_path):
+    assert _cli.main(["bench", *argv, "--out", str(tmp_path)]) == 2
+    assert needle in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # nothing ran, nothing written
+
+
+def test_bad_size_is_a_usage_error(capsys):
+    assert _cli.main(["bench", "--sizes", "10y"]) == 2
+    assert "not a size" in capsys.readouterr().err
+
+
+def test_command_line_records_non_defaults():
+    p = _cli.build_parser()
+    cfg = p.parse_args(["bench", "--sizes", "300", "8000x2000", "--ranks", "5", "--no-tol"])
+    line = _bench.command_line(cfg, "python -m lowrank bench")
+    assert line == "python -m lowrank bench --sizes 300x300 8000x2000 --ranks 5 --no-tol"
