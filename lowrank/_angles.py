@@ -11,15 +11,21 @@ Given the range basis ``Q`` (m x l) of a randomized SVD with ``q`` power iterati
   a prior bound and a spectrum-only estimate (from singular values alone: no pass over A), and
   an a posteriori bound from the residual norms (2 passes over A per power step and side).
 
-The spectrum is that of B (all l computed values ``sigma_hat_j <= sigma_j``), padded with
-``sigma_hat_l`` towards ``r = min(m, n)`` where the formulas need the whole spectrum, as many
-copies as the exact residual energy ``||(I - Q Q^H) A||_F^2`` allows (see ``_spectrum``) (Dong,
-Martinsson and Nakatsukasa, arXiv 2211.04676).
+The prior bound uses the spectrum of B (all l computed values ``sigma_hat_j <= sigma_j``), padded
+with ``sigma_hat_l`` towards ``r = min(m, n)``, as many copies as the exact residual energy
+``||(I - Q Q^H) A||_F^2`` allows (see ``_spectrum``: conservative, as a bound should be). The
+estimate needs a typical spectrum instead, and its tail is modelled (see ``model_spectrum``)
+(Dong, Martinsson and Nakatsukasa, arXiv 2211.04676).
+
+``choose_power_oversample`` spends a budget of products with A between oversampling and power
+iterations by minimizing the prior bound.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,8 +35,15 @@ from ._spectral import ArrayOperator, DifferenceOperator, spectral_norm
 #: Default number of power steps of the 2-norm estimates (each one product with A, one with A^H).
 N_POWER = 8
 
-#: Draws averaged by the spectrum-only estimate.
-ESTIMATE_DRAWS = 5
+#: Draws of the spectrum-only estimate (their median is returned).
+ESTIMATE_DRAWS = 9
+
+#: The tail fit of ``model_spectrum``: model draws, the band (standard deviations of the
+#: simulated residual energy, and at least this fraction of its mean) and bisection steps.
+TAIL_DRAWS = 4
+TAIL_NSD = 2.0
+TAIL_SLACK = 0.25
+TAIL_BISECT = 12
 
 #: The epsilon of the prior bound's constant ``c = (1 - e sqrt(k/l)) / (1 + e sqrt(l/(r-k)))``
 #: (the paper's "epsilon ~ 1"). Measured against the true angles (300 x 200, spectra exp10,
@@ -125,14 +138,14 @@ def _spectrum(Sb, r, tail_sq=None):
     return s / s[0] if s.size and s[0] > 0 else s
 
 
-def prior_bound(s, k, l, power) -> np.ndarray:
+def prior_bound(s, k, l, power, eps=PRIOR_EPS) -> np.ndarray:
     """``[1 + c l s_i^(2 power) / sum_{j>k} s_j^(2 power)]^(-1/2)`` for i = 1..k (ALGORITHMS.md
     section 6; ``power = 2q + 1`` for the left vectors, ``2q + 2`` for the right ones)."""
     r = s.size
     if r <= k or k == 0:  # the whole space is captured (or nothing asked)
         return np.zeros(k)
-    e1 = PRIOR_EPS * math.sqrt(k / l)
-    e2 = PRIOR_EPS * math.sqrt(l / (r - k))
+    e1 = eps * math.sqrt(k / l)
+    e2 = eps * math.sqrt(l / (r - k))
     c = max(1.0 - e1, 0.0) / (1.0 + e2)
     t = s ** (2 * power)
     tail = float(np.sum(t[k:]))
@@ -155,10 +168,102 @@ def _times_pinv(W1, W2):
     return scipy.linalg.solve_triangular(R, (W1 @ Q).T, lower=False).T
 
 
+def _model_residual(s, l, q, G):
+    """Residual energy ``||(I - P) diag(s)||_F^2`` of the model range finder, ``P`` the projector
+    onto ``range(diag(s^(2q+1)) G)``: what the rsvd's ``||A||_F^2 - ||B||_F^2`` is for a matrix
+    with singular values s (in exact arithmetic the power iterations only raise the exponent)."""
+    Qx = np.linalg.qr(s[:, None] ** (2 * q + 1) * G)[0]
+    return float(np.sum(s * s * np.maximum(1.0 - np.sum(Qx * Qx, axis=1), 0.0)))
+
+
+def _head_rate(s_hat, k):
+    """Geometric decay rate ``rho`` of the computed values beyond k: least-squares slope of
+    ``log s_hat_j`` over ``k < j <= l`` (the last 4 values when fewer lie beyond k)."""
+    l = s_hat.size
+    lo = k if l - k >= 2 else max(l - 4, 0)
+    y = s_hat[lo:]
+    y = y[y > 0]
+    if y.size < 2:
+        return 0.0
+    t = np.arange(y.size, dtype=np.float64)
+    slope = np.polyfit(t, np.log(y), 1)[0]
+    return float(math.exp(min(slope, 0.0)))
+
+
+def model_spectrum(s_hat, r, tail_sq, k, q, rng, draws=TAIL_DRAWS) -> np.ndarray:
+    """The spectrum behind the spectrum-only estimate: the l computed values ``s_hat``
+    (descending, scaled so ``s_hat[0] = 1``) followed by a geometric tail ``s_hat_l rho^t``,
+    t = 1..r-l.
+
+    Why a model of the tail: the sines depend on ``sigma_{l+1}, sigma_{l+2}, ...`` through the
+    power ``p = 2q+1`` (left) or ``2q+2`` (right), so a tail off by a factor f moves the estimate
+    by up to ``f^p``. The l computed values are good enough (with them and the exact tail the
+    estimate stays within [0.79, 1.49] x the one from the exact spectrum on the test grid of
+    ``tests/test_rsvd_estimates.py``); the tail is never observed. Two sources inform it:
+
+    - the decay of the computed values beyond k (``rho_head``, a least-squares slope of their
+      logarithms), continued: right for geometric spectra, too fast for power laws;
+    - the exact residual energy ``tail_sq = ||(I - Q Q^H) A||_F^2`` = the tail energy plus what
+      the sample missed of the leading directions. That leak is random, and without power
+      iterations on a fast-decaying spectrum it is 8-16 x the tail energy itself (test grid), so
+      ``tail_sq`` cannot place the tail there: padding it as tail (the previous rule) made the
+      estimate err upwards by up to 1e9.
+
+    Rule: simulate the range finder on the spectrum with ``rho_head`` (``draws`` Gaussian draws,
+    the same for every candidate) and keep it unless ``tail_sq`` exceeds the simulated mean by
+    more than ``TAIL_NSD`` standard deviations (at least ``TAIL_SLACK`` x the mean, covering the
+    bias of the computed values and the few draws); then raise ``rho`` (bisection, the simulated
+    residual grows with it) until the excess is within that band. Only upwards: ``tail_sq`` is
+    an upper bound on the tail energy, and a small one says the leak was small, not that the tail
+    is lighter than its head's decay. Cost: at most ``TAIL_BISECT + 2`` times ``draws`` QRs of
+    r x l (O(r l^2) each); no pass over A.
+    """
+    s_hat = np.asarray(s_hat, dtype=np.float64)
+    l = s_hat.size
+    n = r - l
+    if n <= 0 or l == 0 or s_hat[-1] <= 0:
+        return np.concatenate([s_hat, np.zeros(max(n, 0))])
+    t = np.arange(1, n + 1, dtype=np.float64)
+
+    def spec(rho):
+        return np.concatenate([s_hat, s_hat[-1] * rho**t])
+
+    G = [rng.standard_normal((r, l)) for _ in range(draws)]
+
+    def residual(rho):
+        e = [_model_residual(spec(rho), l, q, g) for g in G]
+        return float(np.mean(e)), float(np.std(e))
+
+    rho = _head_rate(s_hat, k)
+    if tail_sq is None:
+        return spec(rho)
+    mu, sd = residual(rho)
+    band = max(TAIL_NSD * sd, TAIL_SLACK * mu)
+    if tail_sq - mu <= band:
+        return spec(rho)
+    target = tail_sq - band
+    lo, hi = rho, 1.0
+    if residual(hi)[0] <= target:
+        return spec(hi)  # even a flat tail at s_hat_l is not heavy enough: the heaviest we allow
+    for _ in range(TAIL_BISECT):
+        mid = 0.5 * (lo + hi)
+        if residual(mid)[0] < target:
+            lo = mid
+        else:
+            hi = mid
+    return spec(0.5 * (lo + hi))
+
+
 def spectrum_estimate(s, k, l, power, rng, draws=ESTIMATE_DRAWS) -> np.ndarray:
-    """The spectrum-only estimate of the sines, averaged over ``draws`` Gaussian draws:
+    """The spectrum-only estimate of the sines, the median over ``draws`` Gaussian draws:
     ``W = diag(s^power) Omega'`` (r x l), ``alpha = svdvals(W_1 W_2^+)`` (W_1 the first k rows),
-    ``sin ~ (1 + alpha^2)^(-1/2)``, the largest alpha with the smallest angle. O(r l^2) each."""
+    ``sin = (1 + alpha^2)^(-1/2)``, the largest alpha with the smallest angle. O(r l^2) each.
+
+    For the exact spectrum this is the exact distribution of the canonical angles (``cos^2`` are
+    the eigenvalues of ``M (I + M)^-1``, ``M = (W_1 W_2^+)(W_1 W_2^+)^T``, by the Woodbury
+    identity), so a draw is a sample of the true angle and the median its typical value. The
+    median, not the mean: the criterion is a ratio (within 2x), and the sines of the smallest
+    angles are skewed (a few draws far above the rest pull the mean up)."""
     r = s.size
     if r <= k or k == 0:
         return np.zeros(k)
@@ -167,14 +272,14 @@ def spectrum_estimate(s, k, l, power, rng, draws=ESTIMATE_DRAWS) -> np.ndarray:
     r = w.size
     if r == k:  # no tail at all: the leading subspace is captured exactly
         return np.zeros(k)
-    total = np.zeros(k)
-    for _ in range(draws):
+    out = np.empty((draws, k))
+    for d in range(draws):
         W = w[:, None] * rng.standard_normal((r, l))
         W1, W2 = W[:k], W[k:]
         alpha = np.linalg.svd(_times_pinv(W1, W2), compute_uv=False)
         alpha = np.concatenate([alpha, np.zeros(k - alpha.size)])  # rank < k: angles of 90 deg
-        total += 1.0 / np.sqrt(1.0 + alpha**2)
-    return np.minimum(total / draws, 1.0)
+        out[d] = 1.0 / np.sqrt(1.0 + alpha**2)
+    return np.minimum(np.median(out, axis=0), 1.0)
 
 
 def posterior_bound(norm2_est, normF, s_hat, k, factor) -> np.ndarray:
@@ -205,8 +310,10 @@ def angle_bounds(P, basis, k, q, normEF, n_power, rng):
     s = _spectrum(s_hat, r, basis.range_sq)
     left_prior = prior_bound(s, k, l, 2 * q + 1)
     right_prior = prior_bound(s, k, l, 2 * q + 2)
-    left_est = spectrum_estimate(s, k, l, 2 * q + 1, rng)
-    right_est = spectrum_estimate(s, k, l, 2 * q + 2, rng)
+    scale = s_hat[0] if s_hat.size and s_hat[0] > 0 else 1.0
+    sm = model_spectrum(s_hat / scale, r, basis.range_sq / scale**2, k, q, rng)
+    left_est = spectrum_estimate(sm, k, l, 2 * q + 1, rng)
+    right_est = spectrum_estimate(sm, k, l, 2 * q + 2, rng)
     opA = ArrayOperator(xp, be, P.A)
     left_res = DifferenceOperator(opA, _LowRank(xp, be, Q, B))  # (I - Q Q^H) A
     right_res = _RightResidual(opA, ctranspose(xp, Vbh))  # A (I - V V^H)
@@ -216,3 +323,116 @@ def angle_bounds(P, basis, k, q, normEF, n_power, rng):
     right_post = posterior_bound(spectral_norm(right_res, n_power, rng), normEF, pad, k, factor)
     return AngleBounds(left_prior, left_est, left_post, right_prior, right_est, right_post,
                        factor)
+
+
+class PowerOversample(NamedTuple):
+    """The choice of :func:`choose_power_oversample`: pass ``n_iter`` and ``oversample`` to
+    :func:`lowrank.rsvd`. ``bound`` is the prior bound on the sine of the largest canonical angle
+    (i = k, left singular vectors) that the choice minimizes; ``cost`` its products with A or
+    A^H, ``(2 n_iter + 2) (rank + oversample)``."""
+
+    n_iter: int
+    oversample: int
+    bound: float
+    cost: int
+
+
+def choose_power_oversample(s, rank, budget, *, max_iter=10, min_oversample=2, eps=1.0):
+    """Spend a budget of matrix-vector products between oversampling and power iterations.
+
+    A rank-k randomized SVD with sample size ``l = k + p`` and ``q`` power iterations costs
+    ``(2q + 2) l`` products of A or A^H with a vector (the range sample ``A Omega``, two per power
+    iteration, and ``B = Q^H A``). For each q = 0..``max_iter`` this takes the largest l the
+    budget allows (at most ``r = len(s)``) and evaluates the prior bound of Dong, Martinsson and
+    Nakatsukasa (ALGORITHMS.md section 6) on the sine of the largest canonical angle between the
+    leading k left singular vectors and the sample's range,
+    ``[1 + c l sigma_k^(2(2q+1)) / sum_{j>k} sigma_j^(2(2q+1))]^(-1/2)``, and returns the q (and
+    ``p = l - k``) with the smallest bound; ties go to fewer power iterations (fewer passes).
+    Power iterations raise the gap ``sigma_k / sigma_j`` to the power 2q+1; oversampling only
+    multiplies by l (the bound does not see that a sample of l also absorbs ``sigma_{k+1..l}``,
+    so it undervalues oversampling when the spectrum drops within l). On 1000-value spectra at
+    k = 20 and a budget of 180 its choice matched the one the spectrum-only estimate of the
+    same angle would make for j^-1, j^-1/2, 0.9^j and 10^(-j/100) (q = 1, l = 45); for 0.5^j it
+    picks q = 3 (estimate 8e-20) where q = 1 gives 4e-25: both at rounding level.
+
+    Parameters
+    ----------
+    s : (r,) array_like
+        Estimated singular values of A, descending, ideally all ``r = min(m, n)`` of them: the
+        bound sums ``sigma_j^(2(2q+1))`` over the whole tail. Where only the leading values are
+        known, model the tail (``rsvd(..., n_iter="auto")`` does, from a first sketch). Only
+        their ratios matter.
+    rank : int
+        Target rank k, ``1 <= k < len(s)``.
+    budget : int
+        Products of A or A^H with a vector to spend, at least ``2 (rank + min_oversample)``
+        (q = 0 with the smallest sample).
+    max_iter : int
+        Largest number of power iterations considered. Default 10.
+    min_oversample : int
+        Smallest oversampling considered (the bound needs ``l > k``). Default 2.
+    eps : float
+        The bound's epsilon, ``c = (1 - eps sqrt(k/l)) / (1 + eps sqrt(l/(r-k)))``. Default 1,
+        the paper's "epsilon ~ 1" (AngleBounds uses 1.1, the margin that keeps it above the
+        true angles on the test grid; for comparing choices the plain value serves).
+
+    Returns
+    -------
+    PowerOversample
+        ``(n_iter, oversample, bound, cost)``.
+
+    Raises
+    ------
+    ValueError
+        ``s`` not 1-D, not finite, negative, not longer than ``rank`` or all zero; ``rank``,
+        ``budget``, ``max_iter``, ``min_oversample`` or ``eps`` out of range.
+    TypeError
+        Non-numeric ``s``, non-integer ``rank``, ``budget``, ``max_iter``, ``min_oversample``,
+        non-real ``eps``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lowrank import choose_power_oversample
+    >>> j = np.arange(1, 1001)
+    >>> choose_power_oversample(1.0 / j, 20, 180)[:2]   # slow decay: a power iteration
+    (1, 25)
+    >>> plateau = np.concatenate([np.linspace(1, 0.5, 60), 1e-3 / j[:940]])
+    >>> choose_power_oversample(plateau, 20, 180)[:2]   # oversample past the cliff at 60
+    (0, 70)
+    """
+    from ._validation import as_int
+
+    try:
+        s = np.asarray(s, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"s must be an array of real numbers, got {type(s).__name__}") from exc
+    if s.ndim != 1:
+        raise ValueError(f"s must be 1-D, got {s.ndim} dimensions")
+    if not np.all(np.isfinite(s)) or np.any(s < 0):
+        raise ValueError("s must be finite and non-negative")
+    k = as_int(rank, "rank", low=1)
+    r = s.size
+    if k >= r:
+        raise ValueError(f"rank must be < len(s) = {r}, got {k}")
+    max_iter = as_int(max_iter, "max_iter", low=0)
+    min_oversample = as_int(min_oversample, "min_oversample", low=1)
+    budget = as_int(budget, "budget", low=2 * (k + min_oversample))
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0 < eps < math.inf:
+        raise (TypeError if not isinstance(eps, numbers.Real) or isinstance(eps, bool)
+               else ValueError)(f"eps must be a positive real number, got {eps!r}")
+    s = np.sort(s)[::-1]
+    if s[0] == 0:
+        raise ValueError("s must not be all zero")
+    s = s / s[0]
+    best = None
+    for q in range(max_iter + 1):
+        l = min(budget // (2 * q + 2), r)
+        if l < k + min_oversample:
+            break
+        bound = 0.0 if l >= r else float(prior_bound(s, k, l, 2 * q + 1, eps)[k - 1])
+        if best is None or bound < best.bound:
+            best = PowerOversample(q, l - k, bound, (2 * q + 2) * l)
+        if l >= r:
+            break  # the sample spans everything: more iterations only cost
+    return best

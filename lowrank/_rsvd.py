@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from ._linalg import (
     DIFFERENCE_ROUNDING,
     count,
@@ -57,11 +59,66 @@ def _power(P, Y, n_iter, Q=None, B=None):
 
 def rsvd_fixed(P, k, n_iter):
     """Rank-k randomized SVD with a (k + oversample)-column Gaussian range sample."""
-    xp, be, A = P.xp, P.be, P.A
     l = min(k + P.oversample, min(P.m, P.n))
-    Y = _power(P, be.matmul(A, _gaussian(P, (P.n, l))), n_iter)
-    Q = _orth(P, Y)
+    return _from_sample(P, k, P.be.matmul(P.A, _gaussian(P, (P.n, l))), n_iter)
+
+
+#: ``n_iter="auto"`` spends what the default fixed-rank run costs: ``(2 * 2 + 2) (k + p)``.
+AUTO_BUDGET_ITER = 2
+
+
+def rsvd_auto(P, k):
+    """Rank-k randomized SVD with ``n_iter="auto"``: returns ``rsvd_fixed``'s tuple plus the
+    ``(n_iter, l)`` it chose.
+
+    The first stage of any run, ``Y0 = A Omega0`` with ``l0 = k + oversample`` columns,
+    ``Q0 = orth(Y0)`` and ``B0 = Q0^H A``, also gives l0 singular values and the exact residual
+    energy: with them (and a modelled tail, ``_angles.model_spectrum``) ``choose_power_oversample``
+    picks q and ``l >= l0`` for the default run's budget ``6 l0``. The run then continues from
+    that stage: ``l - l0`` more Gaussian columns orthogonalized against ``Q0`` extend ``Q`` and
+    ``B``, and the power iterations start from ``B^H = A^H Q``. Nothing is computed twice: the
+    run costs exactly ``(2q + 2) l <= 6 l0`` products with A or A^H, and the choice adds the SVD
+    of ``B0`` (l0 x n) and the model's QRs (O(r l0^2) each).
+    """
+    from . import _angles
+
+    xp, be, A = P.xp, P.be, P.A
+    r = min(P.m, P.n)
+    l0 = min(k + P.oversample, r)
+    Q = _orth(P, be.matmul(A, _gaussian(P, (P.n, l0))))
     B = be.matmul(ctranspose(xp, Q), A)
+    s0 = _angles._host(xp, be.svd(B)[1])
+    q, l = AUTO_BUDGET_ITER, l0  # the default run: zero matrix, l0 = r, or no oversampling
+    if l0 < r and l0 > k and s0[0] > 0:
+        tail = max(P.normA2 - float(np.sum(s0 * s0)), 0.0) / s0[0] ** 2
+        sm = _angles.model_spectrum(s0 / s0[0], r, tail, k, 0, P.rng)
+        choice = _angles.choose_power_oversample(sm, k, (2 * AUTO_BUDGET_ITER + 2) * l0,
+                                                 min_oversample=l0 - k)
+        q, l = choice.n_iter, k + choice.oversample
+    if l > l0:  # extend the basis (block Gram-Schmidt, twice) and B by the new columns
+        Y = be.matmul(A, _gaussian(P, (P.n, l - l0)))
+        for _ in range(2):
+            Y = Y - be.matmul(Q, be.matmul(ctranspose(xp, Q), Y))
+        Q1 = _orth(P, Y)
+        Q = xp.concat([Q, Q1], axis=1)
+        B = xp.concat([B, be.matmul(ctranspose(xp, Q1), A)], axis=0)
+    if q > 0:  # the first power iteration starts from B^H = A^H Q, already computed
+        Y = _power(P, be.matmul(A, _orth(P, ctranspose(xp, B))), q - 1)
+        Q = _orth(P, Y)
+        B = be.matmul(ctranspose(xp, Q), A)
+    return (*_from_basis(P, k, Q, B), q, l)
+
+
+def _from_sample(P, k, Y, n_iter):
+    """The rest of a fixed-rank run from its range sample ``Y = A Omega``."""
+    xp, be, A = P.xp, P.be, P.A
+    Q = _orth(P, _power(P, Y, n_iter))
+    return _from_basis(P, k, Q, be.matmul(ctranspose(xp, Q), A))
+
+
+def _from_basis(P, k, Q, B):
+    """Rank-k truncated SVD of ``Q B`` with ``B = Q^H A``, its error and its ``Basis``."""
+    xp, be, A = P.xp, P.be, P.A
     Ub, S, Vh = be.svd(B)
     basis = Basis(Q, B, S, Vh, P.normA2 - float(xp.sum(S * S)))
     U = be.matmul(Q, Ub[:, :k])
