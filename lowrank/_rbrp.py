@@ -212,12 +212,17 @@ class BlockRandomPivoting:
             last = (chosen[-1], Rs[-1], j)
             chosen[-1], Rs[-1] = chosen[-1][:j], Rs[-1][:j, :]
         sk = _skeleton(P, xp, be, chosen, Rs, n, relative(resid, total))
-        if chosen and rho > 2.0 * ERROR_ACCURACY * resid:
-            # The tracked residual may be off by more than ERROR_ACCURACY (relative, in the error):
+        accuracy = max(ERROR_ACCURACY, 1e4 * eps(xp, A.dtype))
+        if chosen and rho > 2.0 * accuracy * resid:
+            # The tracked residual may be off by more than `accuracy` (relative, in the error):
             # recompute the error from the residual of the ID itself (one more pass over A).
             err2 = _exact_sqerror(P, sk)
-            while tol is not None and err2 > thr2 and last is not None and last[2] < last[0].shape[0]:
-                j = last[2] + 1  # rounding put the tracked residual on the wrong side of tol
+            while (tol is not None and err2 > thr2 >= 2 * rho and last is not None
+                   and last[2] < last[0].shape[0]):
+                # rounding put the tracked residual on the wrong side of tol (only where tol is
+                # resolvable at all: below thr2 ~ 2 rho no prefix can be certified; the error
+                # returned is then the exact one, above tol)
+                j = last[2] + 1
                 last = (last[0], last[1], j)
                 chosen[-1], Rs[-1] = last[0][:j], last[1][:j, :]
                 sk = _skeleton(P, xp, be, chosen, Rs, n, None)
@@ -232,7 +237,8 @@ class BlockRandomPivoting:
 TRACK_ROUNDING = 4.0
 
 #: Relative accuracy of the returned error: where the tracked residual's rounding could exceed it
-#: (errors below about 7e-4 in double precision), the error is recomputed exactly.
+#: (errors below about 7e-4 in double precision), the error is recomputed exactly. Lower
+#: precisions use ``1e4 eps`` (1.2e-3 in single precision: recomputed below about 1.4e-2).
 ERROR_ACCURACY = 1e-9
 
 

@@ -111,6 +111,20 @@ def test_rbrp_tolerance_rank_within_105_greedy():
                 assert rbrp <= max(1.05 * greedy, greedy + 1), (name, tol, seed, rbrp, greedy)
 
 
+def test_rbrp_float32_tolerance_below_rounding():
+    """float32 with tol far below its rounding (1e-6 against sqrt(eps) ~ 3e-4): no skeleton can be
+    certified, and the tracked residual, clipped at 0, once came back as error 0 (true 6.7e-5,
+    bench/README.md). The error returned must be the true one, not 0: within 10% (the residual
+    recomputed in float32 carries rounding of about sqrt(k) eps ||A||, ~4% of 6e-5 here; measured
+    1e-5 relative), and honestly above tol."""
+    A = matrix_with_spectrum(300, 300, 10.0 ** (-10 * np.arange(1, 301) / 300), rng=0)
+    A = A.astype(np.float32)
+    res = lowrank.column_id(A, tol=1e-6, method="rbrp", rng=0)
+    err = rel_err(A, A[:, res.skeleton].astype(np.float64) @ res.interp)
+    assert abs(res.error - err) <= 0.1 * err, (res.error, err)
+    assert res.error > 1e-6
+
+
 @pytest.mark.parametrize("method", FAMILY)
 def test_nested_skeletons(method):
     A = _matrix(np.float64)
