@@ -411,7 +411,15 @@ BATCH_KINDS = {"id": "column_id", "rowid": "row_id", "cur": "cur", "svd": "rsvd"
 
 #: Skeleton-selection methods of column_id / row_id / cur (kept equal to ``lowrank._id.METHODS``
 #: by a test; listed here so that ``--help`` imports no NumPy).
-ID_METHODS = ("lupp", "cpqr", "qr", "rbrp", "brp", "rp", "sqnorm")
+def _id_methods():
+    """The registered column-selection methods (read when the parser is built, so methods
+    registered by any module are offered)."""
+    from ._id import METHODS
+
+    return tuple(METHODS)
+
+
+ID_METHODS = _id_methods()
 
 #: The result fields ``batch`` stores per kind, in order ("C" and "R" of cur only with
 #: ``--store-factors``).
