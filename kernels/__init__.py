@@ -63,13 +63,25 @@ def sources() -> list[str]:
 
 
 def source(name: str) -> str:
-    """The text of the source ``name`` (``"sparse_sign.cu"``; the suffix may be left out)."""
+    """The text of the source ``name`` (``"sparse_sign.cu"``; the suffix may be left out), with the
+    shared header :data:`COMMON_HEADER` inlined: what NVRTC compiles."""
     if not name.endswith(".cu"):
         name += ".cu"
     available = sources()
     if name not in available:
         raise ValueError(f"no kernel source {name!r} in {__package__}; available: {available}")
-    return files(__package__).joinpath(name).read_text(encoding="utf-8")
+    text = files(__package__).joinpath(name).read_text(encoding="utf-8")
+    return text.replace(f'#include "{COMMON_HEADER}"', common_header(), 1)
+
+
+#: The header of definitions shared by the sources, inlined by :func:`source` (NVRTC compiles a
+#: string and has no directory to look in; nvcc finds the file beside the source).
+COMMON_HEADER = "lowrank_common.cuh"
+
+
+def common_header() -> str:
+    """The text of :data:`COMMON_HEADER`."""
+    return files(__package__).joinpath(COMMON_HEADER).read_text(encoding="utf-8")
 
 
 def name_expression(name: str, template_args) -> str:

@@ -21,22 +21,9 @@
 // complex128); blockDim.x must be LR_LUPP_THREADS. A standalone nvcc compile defines
 // LOWRANK_NVCC_CHECK to instantiate every template (see lowrank.kernels.KERNELS).
 
-typedef long long lr_i64;
+#include "lowrank_common.cuh"
 
 #define LR_LUPP_THREADS 256
-
-template <typename T>
-struct lr_real {
-    typedef T type;
-};
-template <>
-struct lr_real<float2> {
-    typedef float type;
-};
-template <>
-struct lr_real<double2> {
-    typedef double type;
-};
 
 __device__ __forceinline__ float lr_abs1(float x) { return fabsf(x); }
 __device__ __forceinline__ double lr_abs1(double x) { return fabs(x); }

@@ -24,25 +24,7 @@
 // (complex128), CUDA's vector types, whose layout matches NumPy's complex. A standalone nvcc
 // compile defines LOWRANK_NVCC_CHECK to instantiate every template (see lowrank.kernels.KERNELS).
 
-typedef long long lr_i64;
-
-template <typename T>
-struct lr_real {
-    typedef T type;
-};
-template <>
-struct lr_real<float2> {
-    typedef float type;
-};
-template <>
-struct lr_real<double2> {
-    typedef double type;
-};
-
-__device__ __forceinline__ float lr_abs2(float x) { return x * x; }
-__device__ __forceinline__ double lr_abs2(double x) { return x * x; }
-__device__ __forceinline__ float lr_abs2(float2 x) { return fmaf(x.x, x.x, x.y * x.y); }
-__device__ __forceinline__ double lr_abs2(double2 x) { return fma(x.x, x.x, x.y * x.y); }
+#include "lowrank_common.cuh"
 
 __device__ __forceinline__ double lr_inf() { return __longlong_as_double(0x7ff0000000000000LL); }
 

@@ -18,29 +18,11 @@
 // T is float, double, float2 (complex64) or double2 (complex128); the block must be 16 x 16. A
 // standalone nvcc compile defines LOWRANK_NVCC_CHECK to instantiate every template.
 
-typedef long long lr_i64;
+#include "lowrank_common.cuh"
 
 #define LR_TM 64
 #define LR_TN 64
 #define LR_TK 16
-
-template <typename T>
-struct lr_real {
-    typedef T type;
-};
-template <>
-struct lr_real<float2> {
-    typedef float type;
-};
-template <>
-struct lr_real<double2> {
-    typedef double type;
-};
-
-__device__ __forceinline__ float lr_abs2(float x) { return x * x; }
-__device__ __forceinline__ double lr_abs2(double x) { return x * x; }
-__device__ __forceinline__ float lr_abs2(float2 x) { return fmaf(x.x, x.x, x.y * x.y); }
-__device__ __forceinline__ double lr_abs2(double2 x) { return fma(x.x, x.x, x.y * x.y); }
 
 // c + a b
 __device__ __forceinline__ float lr_fma(float a, float b, float c) { return fmaf(a, b, c); }

@@ -903,3 +903,15 @@ def test_cupy_kernel_wrappers_reject_host_arrays():
         blupp.batched_lupp_cupy(np.ones((1, 2, 3)), 1)
     with pytest.raises(TypeError, match="cupy"):
         residual.residual_colnorms_cupy(np.ones((2, 3)), np.arange(1), np.arange(1, 3), np.ones((1, 2)))
+
+
+def test_sources_inline_the_common_header():
+    """NVRTC gets one self-contained string: no source keeps its include of the shared header,
+    and each holds the header's definitions once."""
+    from lowrank.kernels import COMMON_HEADER, common_header
+
+    for name in sources():
+        text = source(name)
+        assert f'#include "{COMMON_HEADER}"' not in text
+        if "lr_real" in text:
+            assert text.count(common_header()) == 1

@@ -32,6 +32,8 @@ def test_cuda_sources_ship():
     assert cu, "no .cu file in the installed lowrank.kernels"
     for name in cu:
         assert (files / name).read_text(encoding="utf-8").strip(), f"{name} is empty"
+    # the header the sources include (inlined for NVRTC by lowrank.kernels.source)
+    assert (files / "lowrank_common.cuh").is_file(), "lowrank_common.cuh missing from the wheel"
 
 
 def test_py_typed_ships():
