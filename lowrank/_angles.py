@@ -210,7 +210,7 @@ def _head_rate(s_hat, k):
     return float(math.exp(min(slope, 0.0)))
 
 
-def model_spectrum(s_hat, r, tail_sq, k, q, rng, draws=TAIL_DRAWS) -> np.ndarray:
+def model_spectrum(s_hat, r, tail_sq, k, q, rng, draws=TAIL_DRAWS, rtol=TAIL_RTOL) -> np.ndarray:
     """The spectrum behind the spectrum-only estimate: the l computed values ``s_hat``
     (descending, scaled so ``s_hat[0] = 1``) followed by a geometric tail ``s_hat_l rho^t``,
     t = 1..r-l.
@@ -284,14 +284,14 @@ def model_spectrum(s_hat, r, tail_sq, k, q, rng, draws=TAIL_DRAWS) -> np.ndarray
     f_lo, f_hi = mu - target, at(hi)
     if f_hi <= 0:
         return spec(1.0)  # even a flat tail at s_hat_l is not heavy enough: the heaviest we allow
-    # Illinois (regula falsi that halves the stale end's value); stop within TAIL_RTOL of target
+    # Illinois (regula falsi that halves the stale end's value); stop within rtol of the target
     side = 0
     for _ in range(TAIL_STEPS):
         mid = hi - f_hi * (hi - lo) / (f_hi - f_lo)
         if not lo < mid < hi:
             mid = 0.5 * (lo + hi)
         f = at(mid)
-        if abs(f) <= TAIL_RTOL * target:
+        if abs(f) <= rtol * target:
             return spec(rho_of(mid))
         if f < 0:
             lo, f_lo = mid, f
@@ -413,8 +413,9 @@ def choose_power_oversample(s, rank, budget, *, max_iter=10, min_oversample=2, e
     s : (r,) array_like
         Estimated singular values of A, descending, ideally all ``r = min(m, n)`` of them: the
         bound sums ``sigma_j^(2(2q+1))`` over the whole tail. Where only the leading values are
-        known, model the tail (``rsvd(..., n_iter="auto")`` does, from a first sketch). Only
-        their ratios matter.
+        known, pad or model the tail (``rsvd(..., n_iter="auto")`` pads its first stage's values
+        with copies of the last, as far as the residual energy allows, as the prior bound of
+        :class:`AngleBounds` does). Only their ratios matter.
     rank : int
         Target rank k, ``1 <= k < len(s)``.
     budget : int
