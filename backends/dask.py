@@ -112,7 +112,7 @@ def persist(*xs):
     """
     import dask
 
-    xs = dask.persist(*xs)
+    xs = dask.persist(*xs, optimize_graph=False)  # see gather
     try:
         from distributed import futures_of, wait
     except ImportError:  # no distributed: the local schedulers persist synchronously
@@ -128,7 +128,11 @@ def gather(*xs):
     driver comes through here (sketches, small factors, norms, indices)."""
     import dask
 
-    return dask.compute(*xs)
+    # Graphs are submitted unoptimized: the flows submit many graphs that share A's chunk tasks
+    # (each pass is its own computation), and task fusion would give one key a fused alias in one
+    # graph and a plain task in the next, which the distributed scheduler warns may cause failures
+    # (dask/dask#9888).
+    return dask.compute(*xs, optimize_graph=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -276,7 +280,7 @@ def tournament(M, count, rule):
     import dask
 
     M = M.rechunk({1: -1})
-    blocks = M.to_delayed()[:, 0]
+    blocks = M.to_delayed(optimize_graph=False)[:, 0]
     offsets = np.cumsum((0,) + tuple(M.chunks[0][:-1]))
     nodes = [dask.delayed(_tournament_leaf)(blk, int(off), count, rule)
              for blk, off in zip(blocks, offsets, strict=True)]

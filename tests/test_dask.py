@@ -29,7 +29,7 @@ M, N = 4000, 400
 SIGMA = 0.9 ** np.arange(N)  # relative optimal error 0.12 at k = 20; rank 66 at tol 1e-3
 K, P = 20, 10
 TOL, BLOCK = 1e-3, 32
-CHUNKS = {"rows": (1000, N), "cols": (M, 100), "both": (1000, 100)}
+CHUNKS = {"rows": (1000, N), "cols": (M, 100), "both": (1000, 200)}
 SEEDS = (0, 1, 2)
 
 #: Geometric mean over SEEDS of the Dask errors / that of the NumPy errors. The two paths run the
@@ -138,14 +138,15 @@ def is_lazy(x):
 
 
 def error(fn, A, res):
-    """Relative Frobenius error of the reconstruction, in NumPy."""
+    """Relative Frobenius error of the reconstruction, in NumPy (lazy factors computed at once)."""
+    res = type(res)(*dask.compute(*res))
     if fn in ("column_id", "row_id"):
-        X, S = host(res.interp), host(res.skeleton)
+        X, S = res.interp, res.skeleton
         Ahat = A[:, S] @ X if res.axis == 1 else X @ A[S, :]
     elif fn == "cur":
-        Ahat = host(res.C) @ host(res.U) @ host(res.R)
+        Ahat = res.C @ res.U @ res.R
     else:
-        Ahat = (host(res.U) * host(res.S)) @ host(res.Vh)
+        Ahat = (res.U * res.S) @ res.Vh
     return float(np.linalg.norm(A - Ahat) / np.linalg.norm(A))
 
 
@@ -171,8 +172,11 @@ FNS = ("column_id", "row_id", "cur", "rsvd")
 
 
 # -- accuracy against the NumPy path ----------------------------------------------------------
-@pytest.mark.parametrize("chunking", CHUNKS)
-@pytest.mark.parametrize("fn", FNS)
+# rsvd on "cols" (one row chunk, several column chunks) runs the code it runs on "both"
+FIXED = [(fn, c) for fn in FNS for c in CHUNKS if (fn, c) != ("rsvd", "cols")]
+
+
+@pytest.mark.parametrize("fn, chunking", FIXED)
 def test_fixed_rank_matches_numpy(A, dask_A, driver, fn, chunking):
     """Rank 20: the error reported is the error (exact up to the rounding of a difference of
     squared norms), the Dask errors are within ``RATIO`` of the NumPy path's over SEEDS and within
@@ -201,19 +205,21 @@ def test_fixed_rank_matches_numpy(A, dask_A, driver, fn, chunking):
 @pytest.mark.parametrize("fn", FNS)
 def test_tolerance_matches_numpy(A, dask_A, driver, fn, chunking):
     """Tolerance 1e-3 with blocks of 32: the error met (exactly computed), the rank that of the
-    NumPy path up to one block, and no more than sketch-sized objects on the driver (the sketch,
-    the candidates and the factors grow by blocks: l = rank + oversample + 2 blocks).
+    NumPy path up to one block, and no more than sketch-sized objects on the driver (the sketch
+    doubles until it has ``oversample`` rows to spare and then grows by blocks:
+    l = 2 (rank + oversample) + 2 blocks).
 
     A CUR's tolerance sets its column ID; ``A - C U R = (I - C C^+) A + C C^+ A (I - R^+ R)`` adds
     the rows' error, of the same order for rows chosen from C: we allow 2 tol (measured: 1.25e-3
     NumPy, 1.34e-3 Dask)."""
     D = dask_A(chunking)
     f = getattr(lowrank, fn)
+    kw = dict(n_iter=1) if fn == "rsvd" else {}  # one power iteration: 4 passes a block, not 6
     with driver:
-        res = f(D, tol=TOL, block_size=BLOCK, rng=0)
-    driver.check(D, res.rank + P + 2 * BLOCK)
+        res = f(D, tol=TOL, block_size=BLOCK, rng=0, **kw)
+    driver.check(D, 2 * (res.rank + P) + 2 * BLOCK)
     check_types(fn, D, res)
-    ref = f(A, tol=TOL, block_size=BLOCK, rng=0)
+    ref = f(A, tol=TOL, block_size=BLOCK, rng=0, **kw)
     e = error(fn, A, res)
     assert e <= (2 if fn == "cur" else 1 + 1e-6) * TOL
     assert abs(e**2 - res.error**2) <= error_rounding(A.dtype, M, N)
@@ -280,12 +286,12 @@ def test_same_seed_same_result(dask_A):
 
 def test_lazy_reconstruct(A, dask_A):
     """The result classes rebuild lazily from Dask factors."""
-    D = dask_A("both")
-    cu = lowrank.cur(D, K, rng=0)
-    sv = lowrank.rsvd(D, K, rng=0)
-    ri = lowrank.row_id(D, K, rng=0)
+    D = dask_A("both")[:2000, :]
+    cu = lowrank.cur(D, 5, rng=0)
+    sv = lowrank.rsvd(D, 5, rng=0, n_iter=0)
+    ri = lowrank.row_id(D, 5, rng=0)
     for rec in (cu.reconstruct(), sv.reconstruct(), ri.reconstruct(D)):
-        assert is_lazy(rec) and rec.shape == (M, N)
+        assert is_lazy(rec) and rec.shape == (2000, N)
     assert np.allclose(host(sv.reconstruct()), (host(sv.U) * sv.S) @ host(sv.Vh))
 
 
@@ -357,7 +363,10 @@ def test_dask_only_errors(dask_A):
 
 def test_local_scheduler(A):
     """Without a cluster, the local schedulers run the same flows."""
-    D = da.from_array(A[:400, :100], chunks=(100, 50))
+    B = A[:400, :100]
+    s = np.linalg.svd(B, compute_uv=False)
     with dask.config.set(scheduler="sync"):
-        res = lowrank.column_id(D, 10, rng=0)
-    assert error("column_id", A[:400, :100], res) <= volume_bound(10) * 0.9**10 * 1.01
+        res = lowrank.column_id(da.from_array(B, chunks=(100, 50)), 10, rng=0)
+        e = error("column_id", B, res)
+    assert e <= volume_bound(10) * tail(s, 10) / np.linalg.norm(s)
+
