@@ -379,13 +379,14 @@ def render_md(meta, grid, big):
         rows = []
         for meth in ("rbrp", "qr"):
             d = big[meth]
+            diff = max(abs(r - t) / t for r, t in zip(d["reported_errors"], d["errors_frob"], strict=True))
             rows.append(
                 [
                     meth,
                     f"{d['rank']:g}",
                     str(d["ranks"]),
-                    fmt_num(d["error_frob"], ".4e"),
-                    fmt_num(d["reported_errors"][0], ".4e"),
+                    " ".join(fmt_num(e, ".4e") for e in d["errors_frob"]),
+                    fmt_num(diff, ".1e"),
                     fmt_time(d["time"]),
                     " ".join(fmt_time(t) for t in d["times"]),
                     " ".join(fmt_num(c, ".2f") for c in d.get("other_cpus", [])),
@@ -396,8 +397,8 @@ def render_md(meta, grid, big):
                 "method",
                 "median rank",
                 "ranks",
-                "true rel. Frob error",
-                "reported error",
+                "true rel. Frob errors",
+                "max rel. diff of reported",
                 "median time (s)",
                 "times (s)",
                 "other CPUs",
@@ -491,23 +492,33 @@ def criteria_md(grid, big):
         "1e-8).",
         "",
     ]
-    rows, fails = [], 0
+    rows, fails = [], {}
     for name, g in grid.items():
         for row in g.get("tolerance") or []:
             cells = [name, f"{row['tol']:g}", str(row["qr"]), f"{row['bound']:.4g}"]
             for meth in TOL_METHODS:
                 d = row[meth]
                 ok = d["max_rank"] <= row["bound"]
-                fails += meth == "rbrp" and not ok
+                if meth == "rbrp" and not ok:
+                    fails.setdefault(name, []).append(f"tol {row['tol']:g}: rank")
                 cells.append(f"{d['max_rank']} ({d['max_rank'] / max(row['qr'], 1):.3f})"
                              + ("" if ok else " FAIL"))
             diff = row["rbrp"]["max_rel_error_diff"]
-            fails += diff > 1e-8
+            if diff > 1e-8:
+                fails.setdefault(name, []).append(f"tol {row['tol']:g}: error")
             cells.append(fmt_num(diff, ".1e"))
             rows.append(cells)
     L += format_table(["matrix", "tol", "qr rank", "bound"] + [f"{m} max rank" for m in TOL_METHODS]
                       + ["rbrp err diff"], rows, markdown=True).splitlines()
-    L += ["", f"rbrp: **{'PASS' if fails == 0 else f'FAIL ({fails})'}** on every row.", ""]
+    sec8 = [n for n in grid if n != "image"]
+    bad8 = {n: f for n, f in fails.items() if n in sec8}
+    L += ["", f"rbrp on the section 8 matrices ({', '.join(sec8)}): "
+          f"**{'PASS' if not bad8 else 'FAIL ' + str(bad8)}**."]
+    if "image" in grid:
+        where = ", ".join(fails.get("image", []))
+        L += ["rbrp on `image` (not a section 8 matrix; the criterion is not judged there): "
+              + (f"over the bound at {where}." if where else "within the bound on every row.")]
+    L += [""]
     if big is not None:
         L += [
             f"- Large case ({big['shape'][0]} x {big['shape'][1]}, tol {big['tol']}): time ratio "
@@ -526,6 +537,8 @@ def plots(grid, out):
 
     style = {
         "rbrp": "o-",
+        "rbrp-paper": "o--",
+        "rpcholesky": "P-.",
         "brp": "s--",
         "rp": "^:",
         "sqnorm": "v-.",
@@ -625,13 +638,32 @@ def parse(argv=None):
                    help="total waiting for quiet in the run, s (default: 600)")
     p.add_argument("--retries", type=int, default=1, help="re-runs of a disturbed block (default: 1)")
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--render", type=Path, metavar="JSON",
+                   help="only rewrite the markdown and the plots (next to JSON) from a previous "
+                        "run's skeleton_complexity.json; no measurements")
     return p.parse_args(argv)
+
+
+def render_from_json(path):
+    """Rewrite the markdown and the plots from a previous run's JSON (keys back to ints)."""
+    data = json.loads(path.read_text())
+    grid = {}
+    for name, g in data["grid"].items():
+        g["svd_floor"] = {int(k): v for k, v in g["svd_floor"].items()}
+        g["methods"] = {m: {int(k): v for k, v in r.items()} for m, r in g["methods"].items()}
+        grid[name] = g
+    out = path.parent
+    (out / "skeleton_complexity.md").write_text(render_md(data["meta"], grid, data["big"]))
+    plots(grid, out)
+    return 0
 
 
 def main(argv=None):
     from tqdm import tqdm
 
     args = parse(argv)
+    if args.render is not None:
+        return render_from_json(args.render)
     t_start = time.perf_counter()
     meta = header(args)
     print(f"# {meta['command']}\n# {meta['date']}  {meta['machine']}\n{blas_summary()}", flush=True)
