@@ -38,6 +38,7 @@ def _adopt_source_folders():
 _adopt_source_folders()
 
 from . import _rbrp  # noqa: E402,F401  (registers the random-pivoting methods)
+from ._angles import PowerOversample, choose_power_oversample  # noqa: E402
 from ._api import (  # noqa: E402
     column_id,
     cur,
@@ -54,7 +55,9 @@ __all__ = [
     "AngleBounds",
     "CURResult",
     "IDResult",
+    "PowerOversample",
     "SVDResult",
+    "choose_power_oversample",
     "column_id",
     "cur",
     "estimate_rank",

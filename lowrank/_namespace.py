@@ -29,6 +29,11 @@ def resolve(A, name: str = "A"):
         xp = array_api_compat.array_namespace(A)
     if isinstance(A, np.matrix):
         A = np.asarray(A)
+    if any(d is None or d != d for d in A.shape):  # None or NaN: lazy arrays of unknown shape
+        raise ValueError(
+            f"{name} has unknown dimensions {tuple(A.shape)}; compute them first "
+            "(for a Dask array: A.compute_chunk_sizes())"
+        )
     return xp, backend_for(xp), A
 
 
