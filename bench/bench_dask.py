@@ -184,6 +184,7 @@ def cases(k, tol, n_iter):
         ("cur", f"rank {k}", lambda A: lowrank.cur(A, k, rng=1)),
         ("rsvd", f"rank {k}, q = {n_iter}", lambda A: lowrank.rsvd(A, k, n_iter=n_iter, rng=1)),
         ("column_id", f"tol {tol:g}", lambda A: lowrank.column_id(A, tol=tol, rng=1)),
+        ("row_id", f"tol {tol:g}", lambda A: lowrank.row_id(A, tol=tol, rng=1)),
     ]
 
 

@@ -259,7 +259,7 @@ def _projection(P: DaskProblem, S, tol):
       ``B = Q^H A`` over row chunks (one more).
     B is on the driver (A with one column chunk) or persisted on the workers."""
     xp, be, D = P.xp, P.be, P.D
-    C = D[:, S]
+    C = dk.take(D, S, axis=1)
     if P.split:  # C gathers from several column chunks: extract it first, or the pass for M
         (C,) = dk.persist(C)  # would hold every chunk of A it reads until C were complete
     if tol is None:
@@ -620,14 +620,14 @@ def cur(P0, method, core, rank, tol, check_finite):
     else:
         k = rank
         cols = skeleton_fixed(P, method, k)[0]
-    (C,) = dk.persist(D[:, cols])
+    (C,) = dk.persist(dk.take(D, cols, axis=1))
     if k == 0:
         rows = np.zeros(0, dtype=np.int64)
     elif D.numblocks[0] == 1:
         rows = dk.to_host(_cur.select_rows(P, xp.asarray(dk.gather(C)[0]), k, method.name))
     else:
         rows = dk.tournament(C, k, _RULE[method.name])[0]
-    (R,) = dk.persist(D[rows, :])
+    (R,) = dk.persist(dk.take(D, rows, axis=0))
     U, error = _core(P, C, R, cols, rows, core, X)
     return C, U, R, cols, rows, k, error
 
@@ -672,45 +672,44 @@ def rsvd(P0, rank, tol, n_iter, check_finite):
     return _rsvd_adaptive(P, tol, n_iter)
 
 
-def _left(P, Q, extra=None, keep=False):
-    """``W = Q^H A`` (minus ``extra``, a lazy k x n product) in one computation with whatever
-    lazy work Q still needs (its tall-skinny QR): on the driver when A has one column chunk, else
-    persisted on the workers. ``keep``: also persist Q, and return ``(Q, W)``."""
-    W = _ct(Q) @ P.D
-    if extra is not None:
-        W = W - extra
-    if keep:
-        Q, W = dk.persist(Q, W)
-    elif P.split:
-        (W,) = dk.persist(W)
-    if not P.split:
-        W = P.xp.asarray(dk.gather(W)[0])
-    return (Q, W) if keep else W
+def _left(P, Q):
+    """``B = Q^H A`` (one pass): on the driver when A has one column chunk, else persisted on the
+    workers.
+
+    Q must be ready chunk by chunk (persisted, or :func:`lowrank.backends.dask.tsqr`'s lazy Q over
+    persisted factors): were a global step of its QR part of this computation, the workers would
+    make A's chunks while it is pending and hold them until it is done (measured with dask's own
+    tsqr in the same graph: a third of A per worker)."""
+    B = _ct(Q) @ P.D
+    if P.split:
+        return dk.persist(B)[0]
+    return P.xp.asarray(dk.gather(B)[0])
 
 
-def _orth_t(P, W):
-    """An orthonormal basis (n x l) of the rows of W, ``orth(W^H)``: on the driver, or a lazy
-    tall-skinny QR on the workers."""
-    if not P.split:
-        return P.be.qr(ctranspose(P.xp, W))[0]
-    return dk.orth(_ct(W))
-
-
-def _rsvd_power(P, Y, n_iter, Q=None, B=None):
-    """``n_iter`` re-orthonormalized power iterations on the persisted m x b sample Y, kept
-    orthogonal to a basis Q (with B = Q^H A) when given: :func:`lowrank._rsvd._power`, two
-    computations (two passes over A) an iteration."""
+def _rsvd_power(P, Qy, n_iter, Q=None, B=None):
+    """``n_iter`` re-orthonormalized power iterations from the orthonormal basis ``Qy`` (m x b,
+    from :func:`lowrank.backends.dask.tsqr`) of a range sample, kept orthogonal to a basis Q
+    (with B = Q^H A) when given: :func:`lowrank._rsvd._power` followed by its ``orth``. Each
+    iteration is two computations, each one pass over A: ``W = Qy^H A`` with the basis ``Z`` of
+    its rows (on the driver, or a tall-skinny QR in the same computation), then ``A Z`` with its
+    tall-skinny QR. A QR's global step may follow the pass that feeds it, never precede one (see
+    :func:`_left`)."""
     import dask.array as da
 
+    xp, be = P.xp, P.be
     for _ in range(n_iter):
-        Yq = dk.orth(Y)
-        W = _left(P, Yq, None if Q is None else (_ct(Yq) @ Q) @ da.asarray(B))
-        Z = _orth_t(P, W)
+        W = _ct(Qy) @ P.D
+        if Q is not None:
+            W = W - (_ct(Qy) @ Q) @ da.asarray(B)
+        if P.split:
+            Z = dk.tsqr(_ct(W))[0]
+        else:
+            Z = be.qr(ctranspose(xp, xp.asarray(dk.gather(W)[0])))[0]
         Y = P.D @ Z
         if Q is not None:
             Y = Y - Q @ (da.asarray(B) @ Z)
-        (Y,) = dk.persist(Y)
-    return Y
+        Qy = dk.tsqr(Y)[0]
+    return Qy
 
 
 def _small(P, X):
@@ -734,10 +733,11 @@ def _rsvd_fixed(P, k, n_iter):
     xp = P.xp
     l = min(k + P.oversample, min(P.m, P.n))
     Om = dk.normal(P.rng, P.D.chunks[1], l, P.D)
-    Y, s2 = dk.persist(P.D @ Om, dk.sqnorm_lazy(P.D))  # first pass: the sample and ||A||_F^2
+    # first pass: the sample's orthonormal basis and ||A||_F^2
+    Qy, _, s2 = dk.tsqr(P.D @ Om, dk.sqnorm_lazy(P.D))
     P.normA2 = _checked_norm(P, dk.gather(s2)[0])
-    Y = _rsvd_power(P, Y, n_iter)
-    Q, B = _left(P, dk.orth(Y), keep=True)
+    Q = _rsvd_power(P, Qy, n_iter)
+    B = _left(P, Q)
     Ub, S, Vh = _svd_of_wide(P, B)
     U = Q @ Ub[:, :k]
     S, Vh = S[:k], Vh[:k, :]
@@ -775,18 +775,17 @@ def _rsvd_adaptive(P, tol, n_iter):
         if Q is not None:
             Y = Y - Q @ (da.asarray(B) @ Om)
         if total is None:  # first pass: also ||A||_F^2
-            Y, s2 = dk.persist(Y, dk.sqnorm_lazy(D))
+            Qy, _, s2 = dk.tsqr(Y, dk.sqnorm_lazy(D))
             total = resid = P.normA2 = _checked_norm(P, dk.gather(s2)[0])
             thr = max(tol**2, DIFFERENCE_ROUNDING * eps(xp, D.dtype)) * total
             if resid <= thr:
                 break
         else:
-            (Y,) = dk.persist(Y)
-        Y = _rsvd_power(P, Y, n_iter, Q, B)
-        Qi = dk.orth(Y)
+            Qy = dk.tsqr(Y)[0]
+        Qi = _rsvd_power(P, Qy, n_iter, Q, B)
         if Q is not None:  # re-orthogonalize against the basis (twice is enough)
-            Qi = dk.orth(Qi - Q @ (_ct(Q) @ Qi))
-        Qi, Bi = _left(P, Qi, keep=True)  # one computation: the QRs and B_i = Q_i^H A
+            Qi = dk.tsqr(Qi - Q @ (_ct(Q) @ Qi))[0]
+        Bi = _left(P, Qi)
         Qs.append(Qi)
         Bs.append(Bi)
         Q = da.concatenate(Qs, axis=1)

@@ -5,8 +5,8 @@ Each decomposition of a Dask array is compared with the in-memory NumPy path on 
 (known spectrum), over the three ways of chunking it: by rows (one column chunk), by columns (one
 row chunk) and both. While the Dask call runs, everything the driver receives from the cluster is
 recorded (``Client._gather``, the one path of ``compute``, ``dask.compute`` and ``Future.result``):
-no object may exceed the documented size, l x (an axis that is one chunk) plus l x l, and all of
-them together stay under half of A: the matrix is never assembled on the driver.
+no object may exceed the documented size, l x (an axis that is one chunk) plus an l x l factor per
+chunk, and all of them together stay under half of A: the matrix is never assembled on the driver.
 """
 
 from __future__ import annotations
@@ -104,10 +104,12 @@ class DriverLog:
         self.active = False
 
     def check(self, D, l):
-        """Every object at most ``l x (short axes) + l x l`` entries, all together < A / 2."""
+        """Every object at most ``l x (short axes) + chunks x l x l`` entries (a sketch along an
+        axis that is one chunk; the stacked l x l R factors of a tall-skinny QR, one per chunk),
+        all of them together under half of A."""
         m, n = D.shape
         short = (m if D.numblocks[0] == 1 else 0) + (n if D.numblocks[1] == 1 else 0)
-        limit = D.dtype.itemsize * l * (short + l)
+        limit = D.dtype.itemsize * l * (short + l * max(D.numblocks))
         assert self.sizes, "nothing was computed?"
         assert max(self.sizes) <= limit, (max(self.sizes), limit)
         assert sum(self.sizes) <= D.nbytes / 2, (sum(self.sizes), D.nbytes)
