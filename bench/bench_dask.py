@@ -355,10 +355,13 @@ def render(out, argv):
         f"largest relative difference of the {a['rank']} singular values: "
         f"{out['peer_sv_max_rel_diff']:.1e}.",
         "",
-        "Both make 2q + 2 passes over A (svd_compressed with `compute=True` persists between "
-        "passes, so both stream A). lowrank re-orthonormalizes between power iterations (tall-"
-        "skinny QR) and takes ||A||_F in its first pass (its error estimate); svd_compressed's "
-        "'power' iterator does not re-orthonormalize. Times include persisting the lazy factors.",
+        "svd_compressed makes 2q + 2 passes over A (with `compute=True` it persists between "
+        "passes, so it streams A). lowrank makes q + 1: each pass forms a range sample `Y = A Z`, "
+        "its tall-skinny QR `Y = Q R` and `Y^H A`, whence `Q^H A = R^{-H} Y^H A` (kept only while "
+        "R is well conditioned, else a second pass: see `lowrank._dask._sample_pass`). lowrank "
+        "re-orthonormalizes between power iterations and takes ||A||_F in its first pass (its error "
+        "estimate); svd_compressed's 'power' iterator does neither. Times include persisting the "
+        "lazy factors.",
         "",
         "## Notes",
         "",

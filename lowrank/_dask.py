@@ -663,9 +663,9 @@ def _core(P, C, R, cols, rows, core, X):
 
 def rsvd(P0, rank, tol, n_iter, check_finite):
     """``(U, S, Vh, k, error)`` of the randomized SVD of the Dask array ``P0.A``: the algorithms
-    of :mod:`lowrank._rsvd` with each product with A one chunked pass (Gaussian test matrices
-    drawn per chunk), every orthonormalization of a tall block a tall-skinny QR on the workers,
-    and ``B = Q^H A`` on the driver (A with one column chunk) or on the workers."""
+    of :mod:`lowrank._rsvd`, every range sample one pass over A (:func:`_sample_pass`; Gaussian
+    test matrices drawn per chunk), every orthonormalization of a tall block a tall-skinny QR on
+    the workers, and ``B = Q^H A`` on the driver (A with one column chunk) or on the workers."""
     P = problem(P0, check_finite)
     if tol is None:
         return _rsvd_fixed(P, rank, n_iter)
@@ -686,30 +686,65 @@ def _left(P, Q):
     return P.xp.asarray(dk.gather(B)[0])
 
 
-def _rsvd_power(P, Qy, n_iter, Q=None, B=None):
-    """``n_iter`` re-orthonormalized power iterations from the orthonormal basis ``Qy`` (m x b,
-    from :func:`lowrank.backends.dask.tsqr`) of a range sample, kept orthogonal to a basis Q
-    (with B = Q^H A) when given: :func:`lowrank._rsvd._power` followed by its ``orth``. Each
-    iteration is two computations, each one pass over A: ``W = Qy^H A`` with the basis ``Z`` of
-    its rows (on the driver, or a tall-skinny QR in the same computation), then ``A Z`` with its
-    tall-skinny QR. A QR's global step may follow the pass that feeds it, never precede one (see
-    :func:`_left`)."""
+#: The one-pass route of :func:`_sample_pass` is kept when ``eps cond(R)``, the first-order bound
+#: on its rounding of ``Q^H A`` relative to ``||A||``, is at most this times ``sqrt(eps)``: about
+#: 400 times below ``sqrt(16 eps)``, the resolution of the Frobenius error rSVD reports
+#: (``lowrank._linalg.DIFFERENCE_ROUNDING``). float64: cond(R) <= 6.7e5; float32: <= 29.
+ONE_PASS_SAFETY = 1e-2
+
+
+def _sample_pass(P, Z, Q=None, B=None, also=()):
+    """A range sample and its product with A in *one* pass: ``Y = A Z`` (minus ``Q (B Z)``, the
+    part in an existing basis Q with ``B = Q^H A``), its tall-skinny QR ``Y = Qy R``, and
+    ``W = Y^H A`` (minus ``(Y^H Q) B``) from the same chunks of A, so that
+    ``Qy^H (A - Q B) = R^{-H} W`` needs no second pass. That product is what the generic
+    algorithm forms from Qy in a pass of its own; here its rounding grows like ``eps cond(R)
+    ||A||``, so it is kept only under :data:`ONE_PASS_SAFETY`, else the second pass runs (Y's
+    columns nearly dependent: a fast-decaying spectrum, far down). The lazy arrays ``also`` are
+    computed in the same pass (persisted).
+
+    Returns ``(Qy, WQ, *also)``, ``WQ = Qy^H (A - Q B)`` (driver, or workers with several column
+    chunks)."""
     import dask.array as da
 
-    xp, be = P.xp, P.be
-    for _ in range(n_iter):
-        W = _ct(Qy) @ P.D
-        if Q is not None:
-            W = W - (_ct(Qy) @ Q) @ da.asarray(B)
+    xp, be, D = P.xp, P.be, P.D
+    Y = D @ Z
+    if Q is not None:
+        Y = Y - Q @ (da.asarray(B) @ Z)
+    W = _ct(Y) @ D
+    if Q is not None:
+        W = W - (_ct(Y) @ Q) @ da.asarray(B)
+    Qy, R, W, *also = dk.tsqr(Y, W, *also)
+    e = eps(xp, D.dtype)
+    if be.cond_upper(R) * e <= ONE_PASS_SAFETY * math.sqrt(e):
         if P.split:
-            Z = dk.tsqr(_ct(W))[0]
+            WQ = W.map_blocks(_solve_block, R=R, dtype=D.dtype, meta=dk.empty_like_meta(D, 2))
         else:
-            Z = be.qr(ctranspose(xp, xp.asarray(dk.gather(W)[0])))[0]
-        Y = P.D @ Z
-        if Q is not None:
-            Y = Y - Q @ (da.asarray(B) @ Z)
-        Qy = dk.tsqr(Y)[0]
-    return Qy
+            WQ = _solve_block(xp.asarray(dk.gather(W)[0]), R=R)
+        return (Qy, WQ, *also)
+    WQ = _left(P, Qy)  # the second pass
+    if Q is not None:
+        WQ = WQ - _small(P, _ct(Qy) @ Q) @ B if not P.split else \
+            dk.persist(WQ - (_ct(Qy) @ Q) @ da.asarray(B))[0]
+    return (Qy, WQ, *also)
+
+
+def _orth_rows(P, W):
+    """An orthonormal basis (n x l) of the rows of W, ``orth(W^H)``: on the driver, or a tall-
+    skinny QR on the workers."""
+    xp, be = P.xp, P.be
+    if not P.split:
+        return be.qr(ctranspose(xp, W))[0]
+    return dk.tsqr(_ct(W))[0]
+
+
+def _rsvd_power(P, Qy, WQ, n_iter, Q=None, B=None):
+    """``n_iter`` re-orthonormalized power iterations (:func:`lowrank._rsvd._power`) from the
+    basis ``Qy`` of a range sample and ``WQ = Qy^H (A - Q B)``: each iteration is ``Z`` =
+    ``orth(WQ^H)`` and one :func:`_sample_pass` with Z. Returns the last ``(Qy, WQ)``."""
+    for _ in range(n_iter):
+        Qy, WQ = _sample_pass(P, _orth_rows(P, WQ), Q, B)
+    return Qy, WQ
 
 
 def _small(P, X):
@@ -729,15 +764,14 @@ def _svd_of_wide(P, B):
 
 
 def _rsvd_fixed(P, k, n_iter):
-    """:func:`lowrank._rsvd.rsvd_fixed`: ``2 n_iter + 2`` passes over A, each one computation."""
+    """:func:`lowrank._rsvd.rsvd_fixed` in ``n_iter + 1`` passes over A (the generic sequence of
+    ``2 n_iter + 2`` products, two at a time; :func:`_sample_pass`), ||A||_F in the first."""
     xp = P.xp
     l = min(k + P.oversample, min(P.m, P.n))
     Om = dk.normal(P.rng, P.D.chunks[1], l, P.D)
-    # first pass: the sample's orthonormal basis and ||A||_F^2
-    Qy, _, s2 = dk.tsqr(P.D @ Om, dk.sqnorm_lazy(P.D))
+    Qy, WQ, s2 = _sample_pass(P, Om, also=(dk.sqnorm_lazy(P.D),))
     P.normA2 = _checked_norm(P, dk.gather(s2)[0])
-    Q = _rsvd_power(P, Qy, n_iter)
-    B = _left(P, Q)
+    Q, B = _rsvd_power(P, Qy, WQ, n_iter)
     Ub, S, Vh = _svd_of_wide(P, B)
     U = Q @ Ub[:, :k]
     S, Vh = S[:k], Vh[:k, :]
@@ -757,9 +791,10 @@ def _checked_norm(P, s2):
 
 
 def _rsvd_adaptive(P, tol, n_iter):
-    """Blocked adaptive range finder (randQB_EI), as :func:`lowrank._rsvd.rsvd_adaptive`: each
-    block is one pass for ``A Omega``, ``2 n_iter`` for the power iterations and one for
-    ``B_i = Q_i^H A``."""
+    """Blocked adaptive range finder (randQB_EI), as :func:`lowrank._rsvd.rsvd_adaptive`, each
+    block in ``n_iter + 1`` passes over A (:func:`_sample_pass`): its sample and power iterations,
+    the last of which also gives ``Q_i^H (A - Q B)``; the re-orthogonalization against the basis,
+    ``Q_i' R2 = Q_i - Q (Q^H Q_i)``, then gives ``B_i = R2^{-H} Q_i^H (A - Q B)`` without a pass."""
     import dask.array as da
 
     xp, D = P.xp, P.D
@@ -771,21 +806,22 @@ def _rsvd_adaptive(P, tol, n_iter):
     while total is None or (resid > thr and K < kmax):
         b = min(P.block_size, kmax - K)
         Om = dk.normal(P.rng, D.chunks[1], b, D)
-        Y = D @ Om
-        if Q is not None:
-            Y = Y - Q @ (da.asarray(B) @ Om)
         if total is None:  # first pass: also ||A||_F^2
-            Qy, _, s2 = dk.tsqr(Y, dk.sqnorm_lazy(D))
+            Qy, WQ, s2 = _sample_pass(P, Om, also=(dk.sqnorm_lazy(D),))
             total = resid = P.normA2 = _checked_norm(P, dk.gather(s2)[0])
             thr = max(tol**2, DIFFERENCE_ROUNDING * eps(xp, D.dtype)) * total
             if resid <= thr:
                 break
         else:
-            Qy = dk.tsqr(Y)[0]
-        Qi = _rsvd_power(P, Qy, n_iter, Q, B)
+            Qy, WQ = _sample_pass(P, Om, Q, B)
+        Qi, Bi = _rsvd_power(P, Qy, WQ, n_iter, Q, B)
         if Q is not None:  # re-orthogonalize against the basis (twice is enough)
-            Qi = dk.tsqr(Qi - Q @ (_ct(Q) @ Qi))[0]
-        Bi = _left(P, Qi)
+            C = _small(P, _ct(Q) @ Qi)
+            Qi, R2 = dk.tsqr(Qi - Q @ da.asarray(C))
+            Bi = Bi.map_blocks(_solve_block, R=R2, dtype=D.dtype, meta=dk.empty_like_meta(D, 2)) \
+                if P.split else _solve_block(Bi, R=R2)
+        if P.split:
+            (Bi,) = dk.persist(Bi)
         Qs.append(Qi)
         Bs.append(Bi)
         Q = da.concatenate(Qs, axis=1)

@@ -272,6 +272,24 @@ def test_dtypes(client, dask_A, driver, dtype):
     assert error("rsvd", Ac, svd) <= 1.05 * opt
 
 
+def test_rsvd_two_pass_route(client, monkeypatch):
+    """rsvd forms ``Q^H A`` from the same pass as its sample only while R is well conditioned;
+    on a fast-decaying spectrum (sigma_j = 10^(-j/5)) it takes the second pass, and its errors
+    stay those of the NumPy path (within ``RATIO``, fixed rank and tolerance)."""
+    from lowrank import _dask
+
+    calls = []
+    left = _dask._left
+    monkeypatch.setattr(_dask, "_left", lambda P, Q: calls.append(1) or left(P, Q))
+    s = 10.0 ** (-np.arange(200) / 5)
+    Af = matrix_with_spectrum(1200, 200, s, rng=2)
+    D = on_workers(client, Af, (300, 100))
+    for kw in (dict(rank=40), dict(tol=1e-6)):
+        res, ref = lowrank.rsvd(D, rng=0, **kw), lowrank.rsvd(Af, rng=0, **kw)
+        assert error("rsvd", Af, res) <= RATIO * error("rsvd", Af, ref)
+    assert calls, "the second-pass route did not run"
+
+
 def test_sparse_sign_sketch(A, dask_A):
     """The sparse-sign sketch, drawn per row chunk on the workers."""
     res = lowrank.column_id(dask_A("rows"), K, sketch="sparse_sign", rng=0)
