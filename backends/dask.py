@@ -22,6 +22,14 @@ distributed primitives they are made of, each one computation on the workers:
   chunks are streamed and released, never held all at once; ``gather`` brings small results to the
   driver.
 
+Streaming rule: in a computation that reads A, each chunk of A feeds exactly one task, and that
+task needs nothing that waits on other chunks. A chunk with two consumers stays in memory until
+the later one runs, and the scheduler's order may put all the later ones last (seen: the sketch
+and the norm of the first pass as two tasks held half of A per worker in some runs); a consumer
+that waits on a global step (a QR across chunks) holds every chunk until that step is done. So
+passes that need several things from a chunk compute them in one task (:func:`sketch` with the
+norm, the rSVD sample pass in :mod:`lowrank._dask`).
+
 Chunk-level linear algebra uses the backend of the chunks' library (:func:`lowrank.backends.backend_for`
 of the chunk namespace: NumPy/SciPy, or CuPy through the generic backend), inside the tasks.
 """
@@ -161,7 +169,7 @@ def normal(rng, row_chunks, l, A, dtype=None):
     return da.Array(dsk, name, chunks=(tuple(row_chunks), (l,)), dtype=dtype, meta=meta)
 
 
-def _sketch_block(a, *, seeds, l, kind, zeta, block_id=None):
+def _sketch_block(a, *, seeds, l, kind, zeta, norm, block_id=None):
     xp, be = _library_of(a)
     rng = np.random.default_rng(seeds[block_id[0]])  # one operator block per row chunk of A
     if kind == "gaussian":
@@ -170,22 +178,35 @@ def _sketch_block(a, *, seeds, l, kind, zeta, block_id=None):
         y = be.matmul(xp.astype(om * (1.0 / math.sqrt(l)), a.dtype), a)
     else:
         y = be.sparse_sign_sketch(rng, l, a, zeta)
+    if norm:  # one more row: the chunk's ||A_ij||_F^2 in its first entry
+        row = xp.zeros((1, a.shape[1]), dtype=y.dtype, device=array_api_compat.device(a))
+        row[0, 0] = be.sqnorm(a)
+        y = xp.concat([y, row], axis=0)
     return y[None, ...]
 
 
-def sketch(A, l, rng, kind, zeta):
+def sketch(A, l, rng, kind, zeta, norm=False):
     """``Omega @ A`` (l x n, lazy, chunked like A's columns) for a random l x m ``Omega`` with
     ``E[Omega^T Omega] = I``: Gaussian N(0, 1/l) entries, or ``zeta`` entries +-1/sqrt(zeta) in
     each column (sparse sign). Each task draws its row chunk's block of ``Omega`` from that
     chunk's seed and multiplies it into its chunk of A; the l x n partial products are tree-summed.
+
+    ``norm=True`` also takes ``||A||_F^2`` in the same tasks (the streaming rule above): the
+    result then has l + 1 rows, split by :func:`split_norm`.
     """
     R = A.numblocks[0]
     seeds = draw_seeds(rng, R)
     parts = A.map_blocks(
-        _sketch_block, seeds=seeds, l=l, kind=kind, zeta=zeta, new_axis=[1],
-        chunks=((1,) * R, (l,), A.chunks[1]), dtype=A.dtype, meta=empty_like_meta(A, 3),
+        _sketch_block, seeds=seeds, l=l, kind=kind, zeta=zeta, norm=norm, new_axis=[1],
+        chunks=((1,) * R, (l + norm,), A.chunks[1]), dtype=A.dtype, meta=empty_like_meta(A, 3),
     )
     return parts.sum(axis=0)
+
+
+def split_norm(Yn):
+    """``(Y, ||A||_F^2)``, both lazy, from ``sketch(..., norm=True)``."""
+    l = Yn.shape[0] - 1
+    return Yn[:l, :], Yn[l, :].real.sum()
 
 
 def _sqnorm_block(a):
@@ -245,19 +266,27 @@ def tsqr(C, *also):
 
     C = C.rechunk({1: -1})
     l = C.shape[1]
-    nb = C.numblocks[0]
     if min(C.chunks[0]) < l:
         Q, R, *also = persist(*da.linalg.tsqr(C), *also)
         return (Q, gather(R)[0], *also)
     st = C.map_blocks(_qr_stack, chunks=(tuple(r + l for r in C.chunks[0]), (l,)), dtype=C.dtype,
                       meta=C._meta)
     st, *also = persist(st, *also)
-    Rs = gather(st.map_blocks(_r_part, chunks=((l,) * nb, (l,)), dtype=C.dtype, meta=C._meta))[0]
-    xp, be = chunk_library(C)
+    return (*tsqr_finish(st, C.chunks[0], l, C), *also)
+
+
+def tsqr_finish(st, rows, l, like):
+    """The driver's stage of :func:`tsqr` from the persisted stacks ``[Q_i; R_i]`` of row chunks
+    of ``rows`` rows: returns ``(Q, R)``."""
+    nb = len(rows)
+    Rs = gather(st.map_blocks(_r_part, chunks=((l,) * nb, (l,)), dtype=like.dtype,
+                              meta=like._meta))[0]
+    xp, be = chunk_library(like)
     W, R = be.qr(xp.asarray(Rs))
     q2 = [W[i * l:(i + 1) * l, :] for i in range(nb)]
-    Q = st.map_blocks(_q_part, q2=q2, chunks=(C.chunks[0], (l,)), dtype=C.dtype, meta=C._meta)
-    return (Q, R, *also)
+    Q = st.map_blocks(_q_part, q2=q2, chunks=(tuple(rows), (l,)), dtype=like.dtype,
+                      meta=like._meta)
+    return Q, R
 
 
 # ---------------------------------------------------------------------------------------------

@@ -105,16 +105,17 @@ class DaskProblem(_id.Problem):
         workers (returned) when ``keep`` is true, else gathered and served to the next
         ``sketch_rows(l)``. Raises on NaN/Inf when ``check_finite``."""
         D = self.D
-        Y = dk.sketch(D, l, self.rng, self.sketch, SPARSE_SIGN_NNZ) if l else None
-        s2 = dk.sqnorm_lazy(D)
-        if Y is not None and not keep:
-            Y, s2 = dk.gather(Y, s2)
-            self._first = Y
-        elif Y is not None:
-            Y, s2 = dk.persist(Y, s2)
+        Y = None
+        if not l:
+            s2 = dk.gather(dk.sqnorm_lazy(D))[0]
+        elif keep:  # the sketch and the norm from the same tasks (the streaming rule)
+            (Yn,) = dk.persist(dk.sketch(D, l, self.rng, self.sketch, SPARSE_SIGN_NNZ, norm=True))
+            Y, s2 = dk.split_norm(Yn)
             s2 = dk.gather(s2)[0]
         else:
-            s2 = dk.gather(s2)[0]
+            Y, s2 = dk.gather(*dk.split_norm(dk.sketch(D, l, self.rng, self.sketch,
+                                                       SPARSE_SIGN_NNZ, norm=True)))
+            self._first = self.xp.asarray(Y)
         s2 = float(s2)
         if not math.isfinite(s2) and self.check_finite:
             import dask.array as da
@@ -240,6 +241,12 @@ def _optimal(P: DaskProblem, cand, k_method, tol):
     return k, X, error
 
 
+def _gram_block(a, *, S):
+    """``a[:, S]^H a`` for one row chunk (all of A's columns), as a 1 x K x n block."""
+    xp, be = dk._library_of(a)
+    return be.matmul(ctranspose(xp, xp.take(a, xp.asarray(S, dtype=xp.int64), axis=1)), a)[None]
+
+
 def _solve_block(m, *, R):
     """``R^{-H} m`` on one column chunk (the Gram route's ``B``)."""
     xp, be = dk._library_of(m)
@@ -263,7 +270,12 @@ def _projection(P: DaskProblem, S, tol):
     if P.split:  # C gathers from several column chunks: extract it first, or the pass for M
         (C,) = dk.persist(C)  # would hold every chunk of A it reads until C were complete
     if tol is None:
-        M = _ct(C) @ D
+        if P.split:
+            M = _ct(C) @ D
+        else:  # each chunk's skeleton columns into that chunk, in one task (the streaming rule)
+            M = D.map_blocks(_gram_block, S=np.asarray(S), new_axis=[1], dtype=D.dtype,
+                             chunks=((1,) * D.numblocks[0], (len(S),), D.chunks[1]),
+                             meta=dk.empty_like_meta(D, 3)).sum(axis=0)
         if P.split:
             (M,) = dk.persist(M)
             G = xp.asarray(dk.gather(M[:, S])[0])
@@ -693,40 +705,120 @@ def _left(P, Q):
 ONE_PASS_SAFETY = 1e-2
 
 
-def _sample_pass(P, Z, Q=None, B=None, also=()):
-    """A range sample and its product with A in *one* pass: ``Y = A Z`` (minus ``Q (B Z)``, the
-    part in an existing basis Q with ``B = Q^H A``), its tall-skinny QR ``Y = Qy R``, and
-    ``W = Y^H A`` (minus ``(Y^H Q) B``) from the same chunks of A, so that
-    ``Qy^H (A - Q B) = R^{-H} W`` needs no second pass. That product is what the generic
-    algorithm forms from Qy in a pass of its own; here its rounding grows like ``eps cond(R)
-    ||A||``, so it is kept only under :data:`ONE_PASS_SAFETY`, else the second pass runs (Y's
-    columns nearly dependent: a fast-decaying spectrum, far down). The lazy arrays ``also`` are
-    computed in the same pass (persisted).
+def _sample_block(a, z, *rest, norm, bz):
+    """One row chunk's share of a sample pass, in one task: ``y = a z`` (minus ``q (B z)``), the
+    QR stack of y (:func:`lowrank.backends.dask.tsqr`'s first stage), ``y^H a`` (minus
+    ``(y^H q) B``) and, if asked, ``||a||_F^2``, packed into one flat array."""
+    xp, be = dk._library_of(a)
+    y = be.matmul(a, z)
+    if rest:
+        q, B = rest
+        y = y - be.matmul(q, be.matmul(B, z) if bz is None else bz)
+    yh = ctranspose(xp, y)
+    w = be.matmul(yh, a)
+    if rest:
+        w = w - be.matmul(be.matmul(yh, q), B)
+    parts = [xp.reshape(dk._qr_stack(y), (-1,)), xp.reshape(w, (-1,))]
+    if norm:
+        parts.append(xp.asarray([be.sqnorm(a)], dtype=a.dtype))
+    return xp.concat(parts)
 
-    Returns ``(Qy, WQ, *also)``, ``WQ = Qy^H (A - Q B)`` (driver, or workers with several column
-    chunks)."""
+
+def _unpack(flat, *, part, l, n, norm):
+    """The QR stack (``"st"``), ``y^H a`` (``"w"``, 1 x l x n) or the norm (``"s2"``, (1,)) of a
+    packed :func:`_sample_block`."""
+    k = flat.shape[0] - norm - l * n  # (m_i + l) l
+    if part == "st":
+        return flat[:k].reshape((k // l, l))
+    if part == "w":
+        return flat[k:k + l * n].reshape((1, l, n))
+    return flat[flat.shape[0] - 1:]
+
+
+def _ypart_block(a, z, *, norm):
+    """``a z`` for one chunk of A (several column chunks), with ``||a||_F^2`` in one more row if
+    asked, as a 1 x (m_i [+ 1]) x l block."""
+    xp, be = dk._library_of(a)
+    y = be.matmul(a, z)
+    if norm:
+        row = xp.zeros((1, y.shape[1]), dtype=y.dtype, device=y.device)
+        row[0, 0] = be.sqnorm(a)
+        y = xp.concat([y, row], axis=0)
+    return y[None]
+
+
+def _norm_row(y, *, last):
+    """A :func:`_ypart_block` sum without its norm row, or the norm (1 x 1, real)."""
+    return y[-1:, :1].real if last else y[:-1]
+
+
+def _sample_pass(P, Z, Q=None, B=None, norm=False):
+    """A range sample and its product with A: ``Y = A Z`` (minus ``Q (B Z)``, the part in an
+    existing basis Q with ``B = Q^H A``), its tall-skinny QR ``Y = Qy R`` and
+    ``WQ = Qy^H (A - Q B)``; with ``norm``, also ``||A||_F^2`` from the same pass.
+
+    With A in one column chunk this is *one* pass: each row chunk's task (:func:`_sample_block`)
+    forms its share of Y, the first QR stage of Y and ``W = Y^H A`` (minus ``(Y^H Q) B``) from its
+    chunk of A, and ``WQ = R^{-H} W``. The generic algorithm forms that product from Qy in a pass
+    of its own; here its rounding grows like ``eps cond(R) ||A||``, so it is kept only under
+    :data:`ONE_PASS_SAFETY`, else the second pass runs (Y's columns nearly dependent: a fast-
+    decaying spectrum, far down), as it always does with several column chunks.
+
+    Returns ``(Qy, WQ)`` and, with ``norm``, ``||A||_F^2`` (a float) after them. WQ is on the
+    driver, or on the workers with several column chunks."""
     import dask.array as da
 
     xp, be, D = P.xp, P.be, P.D
-    Y = D @ Z
-    if Q is not None:
-        Y = Y - Q @ (da.asarray(B) @ Z)
-    W = _ct(Y) @ D
-    if Q is not None:
-        W = W - (_ct(Y) @ Q) @ da.asarray(B)
-    Qy, R, W, *also = dk.tsqr(Y, W, *also)
-    e = eps(xp, D.dtype)
-    if be.cond_upper(R) * e <= ONE_PASS_SAFETY * math.sqrt(e):
-        if P.split:
-            WQ = W.map_blocks(_solve_block, R=R, dtype=D.dtype, meta=dk.empty_like_meta(D, 2))
+    l, n = Z.shape[1], P.n
+    rows = D.chunks[0]
+    Zd = Z if hasattr(Z, "dask") else da.from_array(Z, chunks=-1)
+    if not P.split and min(rows) >= l:
+        args = [D, "ij", Zd, "jk"]
+        bz = None
+        if Q is not None:
+            bz = None if hasattr(Z, "dask") else be.matmul(B, Z)  # else in each task
+            args += [Q.rechunk({1: -1}), "iq", da.from_array(B, chunks=-1), "qj"]
+        packed = da.blockwise(
+            _sample_block, "i", *args, adjust_chunks={"i": lambda r: (r + l) * l + l * n + norm},
+            dtype=D.dtype, meta=dk.empty_like_meta(D, 1), concatenate=True, norm=norm, bz=bz)
+        (packed,) = dk.persist(packed)
+        kw = dict(l=l, n=n, norm=norm, dtype=D.dtype)
+        st = packed.map_blocks(_unpack, part="st", new_axis=1, chunks=(tuple(r + l for r in rows), (l,)),
+                               meta=dk.empty_like_meta(D, 2), **kw)
+        W = packed.map_blocks(_unpack, part="w", new_axis=[1, 2], meta=dk.empty_like_meta(D, 3),
+                              chunks=((1,) * len(rows), (l,), (n,)), **kw).sum(axis=0)
+        s2 = packed.map_blocks(_unpack, part="s2", chunks=((1,) * len(rows),),
+                               meta=dk.empty_like_meta(D, 1), **kw).real.sum() if norm else None
+        Qy, R = dk.tsqr_finish(st, rows, l, D)
+        W, s2 = dk.gather(W, s2) if norm else (dk.gather(W)[0], None)
+        e = eps(xp, D.dtype)
+        if be.cond_upper(R) * e <= ONE_PASS_SAFETY * math.sqrt(e):
+            WQ = _solve_block(xp.asarray(W), R=R)
         else:
-            WQ = _solve_block(xp.asarray(dk.gather(W)[0]), R=R)
-        return (Qy, WQ, *also)
-    WQ = _left(P, Qy)  # the second pass
+            WQ = _left(P, Qy)  # the second pass
+            if Q is not None:
+                WQ = WQ - _small(P, _ct(Qy) @ Q) @ B
+        return (Qy, WQ) + ((float(s2),) if norm else ())
+    # several column chunks (or chunks shorter than the sample): two passes, the first with the
+    # norm in the same tasks as the sample's partial products
+    Yp = da.blockwise(_ypart_block, "jik", D, "ij", Zd, "jk", dtype=D.dtype, norm=norm,
+                      adjust_chunks={"i": lambda r: r + norm, "j": 1},
+                      meta=dk.empty_like_meta(D, 3)).sum(axis=0)
+    if norm:
+        real = np.zeros(0, dtype=D.dtype).real.dtype
+        Y = Yp.map_blocks(_norm_row, last=False, chunks=(rows, (l,)), dtype=D.dtype, meta=D._meta)
+        s2 = Yp.map_blocks(_norm_row, last=True, chunks=((1,) * len(rows), (1,)), dtype=real,
+                           meta=dk.empty_like_meta(D, 2, real)).sum()
+    else:
+        Y, s2 = Yp, None
     if Q is not None:
-        WQ = WQ - _small(P, _ct(Qy) @ Q) @ B if not P.split else \
-            dk.persist(WQ - (_ct(Qy) @ Q) @ da.asarray(B))[0]
-    return (Qy, WQ, *also)
+        Y = Y - Q @ (da.asarray(B) @ Zd)
+    Qy, R, *s2 = dk.tsqr(Y, *([s2] if norm else []))
+    WQ = _left(P, Qy)
+    if Q is not None:
+        WQ = dk.persist(WQ - (_ct(Qy) @ Q) @ da.asarray(B))[0] if P.split \
+            else WQ - _small(P, _ct(Qy) @ Q) @ B
+    return (Qy, WQ) + ((float(dk.gather(s2[0])[0]),) if norm else ())
 
 
 def _orth_rows(P, W):
@@ -769,8 +861,8 @@ def _rsvd_fixed(P, k, n_iter):
     xp = P.xp
     l = min(k + P.oversample, min(P.m, P.n))
     Om = dk.normal(P.rng, P.D.chunks[1], l, P.D)
-    Qy, WQ, s2 = _sample_pass(P, Om, also=(dk.sqnorm_lazy(P.D),))
-    P.normA2 = _checked_norm(P, dk.gather(s2)[0])
+    Qy, WQ, s2 = _sample_pass(P, Om, norm=True)
+    P.normA2 = _checked_norm(P, s2)
     Q, B = _rsvd_power(P, Qy, WQ, n_iter)
     Ub, S, Vh = _svd_of_wide(P, B)
     U = Q @ Ub[:, :k]
@@ -807,8 +899,8 @@ def _rsvd_adaptive(P, tol, n_iter):
         b = min(P.block_size, kmax - K)
         Om = dk.normal(P.rng, D.chunks[1], b, D)
         if total is None:  # first pass: also ||A||_F^2
-            Qy, WQ, s2 = _sample_pass(P, Om, also=(dk.sqnorm_lazy(D),))
-            total = resid = P.normA2 = _checked_norm(P, dk.gather(s2)[0])
+            Qy, WQ, s2 = _sample_pass(P, Om, norm=True)
+            total = resid = P.normA2 = _checked_norm(P, s2)
             thr = max(tol**2, DIFFERENCE_ROUNDING * eps(xp, D.dtype)) * total
             if resid <= thr:
                 break
