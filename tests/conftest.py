@@ -52,3 +52,20 @@ def backend(request) -> Backend:
 def dtype(request):
     """The four supported floating dtypes."""
     return np.dtype(request.param)
+
+
+# CuPy on a CUDA device, for the tests marked gpu (test_kernels, test_cupy_backend): skipped with
+# the reason where CuPy or a device is missing.
+@pytest.fixture
+def cupy():
+    try:
+        import cupy
+    except ImportError:
+        pytest.skip("CuPy is not installed (pip install 'lowrank-id[cuda13]')")
+    try:
+        available = cupy.cuda.is_available()
+    except Exception as exc:  # a broken CUDA install reports here rather than returning False
+        pytest.skip(f"cupy.cuda.is_available() failed: {exc}")
+    if not available:
+        pytest.skip("cupy.cuda.is_available() is False: no CUDA device")
+    return cupy

@@ -351,19 +351,6 @@ def test_lu_cholesky_solves_and_budget():
 
 
 # -- on a GPU ---------------------------------------------------------------------------------------
-@pytest.fixture
-def cupy():
-    try:
-        import cupy
-    except ImportError:
-        pytest.skip("CuPy is not installed (pip install 'lowrank-id[cuda13]')")
-    try:
-        available = cupy.cuda.is_available()
-    except Exception as exc:  # a broken CUDA install reports here rather than returning False
-        pytest.skip(f"cupy.cuda.is_available() failed: {exc}")
-    if not available:
-        pytest.skip("cupy.cuda.is_available() is False: no CUDA device")
-    return cupy
 
 
 @pytest.fixture
