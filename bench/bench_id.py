@@ -50,7 +50,7 @@ from tqdm import tqdm
 
 import lowrank
 from lowrank import _bench
-from lowrank._bench import git_rev, machine, quiet_pause, time_floor, two_norm
+from lowrank._bench import add_guard_options, git_rev, machine, quiet_pause, time_floor, two_norm
 from lowrank._cli import (
     CpuMeter,
     blas_summary,
@@ -417,16 +417,7 @@ def parse_args(argv=None):
                    help="leave NumPy's BLAS pool at its default size in the timed blocks")
     p.add_argument("--no-norm-check", action="store_true",
                    help="skip the svds-vs-exact 2-norm check")
-    p.add_argument("--busy", type=float, default=0.5,
-                   help="other processes using more CPUs than this make a block wait and, if "
-                        "they were busy during it, run again (default: 0.5)")
-    p.add_argument("--quiet-wait", type=float, default=60.0,
-                   help="longest wait for a quiet machine before one block, s (default: 60)")
-    p.add_argument("--quiet-budget", type=float, default=600.0,
-                   help="total waiting for quiet in the whole run, s; after it, blocks run "
-                        "without waiting or re-runs (default: 600)")
-    p.add_argument("--retries", type=int, default=1,
-                   help="re-runs of a block that others disturbed (default: 1)")
+    add_guard_options(p)
     p.add_argument("--out", default=str(RESULTS), help="output folder (default: bench/results)")
     p.add_argument("--render", metavar="JSON",
                    help="only rewrite bench_id.md (next to JSON) from a previous run's JSON; "

@@ -62,6 +62,21 @@ _REPO = Path(__file__).resolve().parent.parent
 # Shared measurement helpers (also used by bench/bench_id.py)
 
 
+
+def add_guard_options(p) -> None:
+    """The shared-machine guard's options (``--busy``, ``--quiet-wait``, ``--quiet-budget``,
+    ``--retries``), for every benchmark's argument parser."""
+    p.add_argument("--busy", type=float, default=0.5,
+                   help="other processes using more CPUs than this make a block wait and, if "
+                        "they were busy during it, run again (default: 0.5)")
+    p.add_argument("--quiet-wait", type=float, default=60.0,
+                   help="longest wait for a quiet machine before one block, s (default: 60)")
+    p.add_argument("--quiet-budget", type=float, default=600.0,
+                   help="total waiting for quiet in the whole run, s; after it, blocks run "
+                        "without waiting or re-runs (default: 600)")
+    p.add_argument("--retries", type=int, default=1,
+                   help="re-runs of a block that others disturbed (default: 1)")
+
 def quiet_pause(seconds: float = 0.3) -> None:
     """Let the other BLAS pool's spinning threads go to sleep before the next timed block."""
     time.sleep(seconds)
@@ -1164,16 +1179,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="skip the one svds-vs-exact 2-norm check at the smallest size")
     p.add_argument("--no-pin", action="store_true",
                    help="leave NumPy's BLAS pool alone in lowrank's and SciPy's blocks too")
-    p.add_argument("--busy", type=float, default=0.5,
-                   help="other processes using more CPUs than this make a block wait and, if "
-                        "they were busy during it, run again (default: 0.5)")
-    p.add_argument("--quiet-wait", type=float, default=60.0,
-                   help="longest wait for quiet before one block, s (default: 60)")
-    p.add_argument("--quiet-budget", type=float, default=600.0,
-                   help="total waiting for quiet in the run, s; after it, blocks run without "
-                        "waiting or re-runs (default: 600)")
-    p.add_argument("--retries", type=int, default=1,
-                   help="re-runs of a block that others disturbed (default: 1)")
+    add_guard_options(p)
     p.add_argument("--out", default=None,
                    help="output folder (default: bench/results of the source checkout, else "
                         "./bench/results)")
