@@ -131,15 +131,25 @@ def persist(*xs):
     return xs
 
 
+def freeze(A):
+    """A with its graph optimized once (``dask.optimize``: task fusion and culling).
+
+    The flows submit many graphs that contain A's chunk tasks, unoptimized (:func:`gather`): were
+    each optimized on its own, fusion would define some of A's keys differently from one graph to
+    the next (a fused alias here, a plain task there), which the distributed scheduler warns may
+    cause failures (dask/dask#9888). Frozen once, A's tasks are the same in all of them, and
+    close to what an optimized computation of A by the caller submits."""
+    import dask
+
+    return dask.optimize(A)[0]
+
+
 def gather(*xs):
     """Compute ``xs`` and bring them to the driver: every result of the flows that reaches the
     driver comes through here (sketches, small factors, norms, indices)."""
     import dask
 
-    # Graphs are submitted unoptimized: the flows submit many graphs that share A's chunk tasks
-    # (each pass is its own computation), and task fusion would give one key a fused alias in one
-    # graph and a plain task in the next, which the distributed scheduler warns may cause failures
-    # (dask/dask#9888).
+    # Graphs are submitted unoptimized: see freeze.
     return dask.compute(*xs, optimize_graph=False)
 
 

@@ -10,10 +10,15 @@ with the backend of A's chunk library.
 
 A column ID works on ``A`` (m x n), a row ID on ``A.T``. Whether the sketch axis (the n columns to
 choose from) is *split* decides the flow: A with one column chunk gets its l x n sketch on the
-driver and the generic skeleton selection (fixed rank, blocked LUPP, CPQR tolerance mode, exactly
-as for NumPy, random numbers aside); A with several column chunks keeps its sketch on the workers
-and chooses the skeleton by tournament pivoting (:func:`~lowrank.backends.dask.tournament`), in
-tolerance mode inside a distributed blocked LUPP whose every panel is a tournament.
+driver and the generic fixed-rank skeleton selection (exactly as for NumPy, random numbers
+aside); A with several column chunks keeps its sketch on the workers and chooses the skeleton by
+tournament pivoting (:func:`~lowrank.backends.dask.tournament`). Tolerance mode grows the sketch by
+blocks, each one pass over A: with ``interp="sketch"`` and ``"lupp"`` it is the adaptive blocked
+LUPP (generic, or distributed with tournament-pivoted panels, :func:`_blocked_split`); every other
+combination reads the rank off the sketch's exact residuals (:func:`_sketched_adaptive`).
+
+Every pass over A follows the streaming rule of :mod:`lowrank.backends.dask`: each chunk of A
+feeds one task, which waits on nothing global, so workers hold a few chunks at a time.
 
 What comes back (``S`` NumPy int64 indices in every case):
 
@@ -139,8 +144,11 @@ class DaskProblem(_id.Problem):
 
 
 def problem(P, check_finite) -> DaskProblem:
-    """The :class:`DaskProblem` of the front end's problem ``P`` (whose ``A`` is the Dask array)."""
-    D = P.A
+    """The :class:`DaskProblem` of the front end's problem ``P`` (whose ``A`` is the Dask array).
+
+    A's graph is optimized once here (:func:`lowrank.backends.dask.freeze`); every computation of
+    the call then submits it as it is."""
+    D = dk.freeze(P.A)
     xp, be = dk.chunk_library(D)
     import array_api_compat
 
