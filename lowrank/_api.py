@@ -69,7 +69,9 @@ def column_id(A, rank=None, *, tol=None, method="lupp", interp="optimal", sketch
     A : (m, n) array
         NumPy array, or any array-API array (the result comes back in the same library).
         Integer input is converted to float64; float32, float64, complex64 and complex128 keep
-        their precision. Never modified.
+        their precision. Never modified. A ``dask.array`` array is decomposed by chunked passes
+        on its workers (methods ``"lupp"`` and ``"cpqr"``); ``interp`` is then a NumPy array, or
+        a lazy Dask array when A has several column chunks (see :mod:`lowrank._dask`).
     rank : int, optional
         Target rank, ``1 <= rank <= min(m, n)``.
     tol : float, optional

@@ -398,7 +398,7 @@ def _adaptive(P, method, t, interp, tol):
             sk = method.adaptive(P, t)
             _, X, k, error = _id._interpolate(P, sk, interp, tol)
             return dk.to_host(sk.perm[:k]), X, k, error
-        st = _blocked_split(P, t, _RULE[method.name])
+        st = _blocked_split(P, t)
         S = st.S[: st.k]
         if st.k == 0:
             return S, _empty_interp(P), 0, st.estimate
@@ -492,7 +492,6 @@ class _Blocked(NamedTuple):
     estimate: float
     Lt: Any  # (factored x n) Dask: the rows of L, transposed, columns in A's order
     L11: Any  # (factored x factored) unit lower, pivot order (driver)
-    blocks: list  # the sketch blocks (b x n, persisted)
 
 
 def _schur_block(z, lt, *, U12, S, block_info=None):
@@ -533,16 +532,16 @@ def _trim_chunk(z, lt, U12, S, k0, kk, off):
     return out
 
 
-def _blocked_split(P: DaskProblem, tol, rule) -> _Blocked:
+def _blocked_split(P: DaskProblem, tol) -> _Blocked:
     """Adaptive blocked randomized LUPP on a sketch that stays on the workers.
 
     The steps of :func:`lowrank._id._blocked_lupp`, each one chunked computation: a fresh sketch
     block ``Z`` (b x n, one pass over A, persisted); its Schur complement against the current
     pivots ``E^T = Z - U12^T L^T`` (``U12 = L11^{-1} Z[:, S]``, k x b on the driver), whose squared
     norm is the unbiased estimate of the current ID's squared error; while it misses ``tol``, the
-    next b pivots by tournament pivoting of E's rows (``rule``: LUPP, or CPQR for ``cpqr``), the
-    LU of the b winners on the driver (``E[p] = L_e U``), and the new L columns
-    ``E[:, :b] U11^{-1}`` for every column chunk (persisted). A pivot whose U diagonal is below
+    next b pivots by tournament pivoting (LUPP) of E's rows, the LU of the b winners on the
+    driver (``E[p] = L_e U``), and the new L columns ``E[:, :b] U11^{-1}`` for every column chunk
+    (persisted). A pivot whose U diagonal is below
     ``b eps`` times the first (E numerically rank-deficient) ends the panel early. The rank is
     trimmed inside the last block with the same estimate (:func:`_trim_chunk`).
     """
@@ -558,12 +557,10 @@ def _blocked_split(P: DaskProblem, tol, rule) -> _Blocked:
     Lt = None
     L11 = xp.zeros((0, 0), dtype=dtype, device=dev)
     k = last = 0
-    blocks = []
     U12 = None
     while True:
         Zt = first if first is not None else dk.persist(P.sketch_lazy(b))[0]
         first = None
-        blocks.append(Zt)
         if k:
             ZS = xp.asarray(dk.gather(Zt[:, S])[0], device=dev)  # b x k
             U12 = be.solve_triangular(L11, ZS.T, lower=True, unit_diagonal=True)  # k x b
@@ -576,7 +573,7 @@ def _blocked_split(P: DaskProblem, tol, rule) -> _Blocked:
         if est2 <= thr2 or k >= kmax or not math.isfinite(est2):
             break
         bb = min(b, kmax - k)
-        p, Ep = dk.tournament(Et.T, bb, rule)  # Ep: the winners' rows of E (bb x b)
+        p, Ep = dk.tournament(Et.T, bb, "lu")  # Ep: the winners' rows of E (bb x b)
         LUe, pv = be.lu(Ep)
         p = p[dk.to_host(pv)]
         nb = min(bb, p.shape[0])
@@ -609,7 +606,7 @@ def _blocked_split(P: DaskProblem, tol, rule) -> _Blocked:
             k, est2 = k - last + int(hit[0]) + 1, float(e2[hit[0]])
         else:
             est2 = float(e2[-1])
-    return _Blocked(S, k, factored, relative(est2, P.normA2), Lt, L11, blocks)
+    return _Blocked(S, k, factored, relative(est2, P.normA2), Lt, L11)
 
 
 def _grow(xp, a, size):
