@@ -246,15 +246,17 @@ def test_sketch_interpolations(A, dask_A, driver, method, interp):
     assert error("column_id", A, res) <= id_worst_case(K, N) * opt
 
 
-def test_tolerance_sketch_estimate(A, dask_A, driver):
-    """Distributed blocked LUPP with the sketch interpolation: its Schur-complement estimate is the
+@pytest.mark.parametrize("fn, chunking", [("row_id", "both"), ("column_id", "rows")])
+def test_tolerance_sketch_estimate(A, dask_A, driver, fn, chunking):
+    """Blocked LUPP with the sketch interpolation (distributed with tournament panels for a split
+    sketch, the generic one on gathered sketches otherwise): its Schur-complement estimate is the
     error it reports; the actual error is within a factor 2 of it (an unbiased estimate from 32
     fresh sketch rows has a relative spread of about sqrt(2 / 32) = 0.25) and meets 2 tol."""
-    D = dask_A("both")
+    D = dask_A(chunking)
     with driver:
-        res = lowrank.row_id(D, tol=TOL, block_size=BLOCK, interp="sketch", rng=1)
+        res = getattr(lowrank, fn)(D, tol=TOL, block_size=BLOCK, interp="sketch", rng=1)
     driver.check(D, res.rank + P + 2 * BLOCK)
-    e = error("row_id", A, res)
+    e = error(fn, A, res)
     assert res.error <= TOL and 0.5 * res.error <= e <= 2 * res.error
 
 
