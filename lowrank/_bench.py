@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import importlib.util
 import json
 import math
 import os
@@ -968,6 +969,8 @@ def write_report(cfg, meta, cases, floors, plots=True):
         meta["plots"] = written
     if meta.get("plots"):
         md += "\nPlots: " + ", ".join(f"`{p}`" for p in meta["plots"]) + "\n"
+    elif plots and importlib.util.find_spec("matplotlib") is None:
+        md += "\nNo plots: matplotlib is not installed (`pip install 'lowrank-id[bench]'`).\n"
     (out / "peers.md").write_text(md)
     raw = {"meta": meta, "args": {k: v for k, v in vars(cfg).items() if k != "func"},
            "cases": [asdict(c) for c in cases], "floors": floors}
