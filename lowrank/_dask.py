@@ -232,15 +232,10 @@ def _optimal(P: DaskProblem, cand, k_method, tol):
         return 0, _empty_interp(P), relative(P.normA2, P.normA2)
     R, B, rs = _projection(P, cand, tol)
     err2 = P.normA2 - _id._cumsum0(xp, rs)
-    if tol is None:
-        k = K
-    elif tol**2 > 64 * eps(xp, P.D.dtype):
-        k = count(xp, err2 > tol**2 * P.normA2)
-        if k > K:
-            return None
-    else:
-        k = k_method
-    error = relative_from_difference(float(err2[k]), P.normA2, eps(xp, P.D.dtype))
+    chosen = _id.prefix_rank(xp, err2, P.normA2, tol, k_method, P.D.dtype)
+    if chosen is None:
+        return None
+    k, error = chosen
     if P.split:
         X = _lazy_interp(P, B[:k, :], cand[:k], "upper", (R[:k, :k], None))
     else:

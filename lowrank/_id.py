@@ -369,15 +369,10 @@ def _optimal(P: Problem, sk: Skeleton, tol):
     Q, R = skeleton_qr(be, xp, C, None if sk.Y is None else xp.take(sk.Y, S, axis=1))
     B = be.matmul(ctranspose(xp, Q), P.A)  # K x n; B[:, S] = R
     err2 = P.normA2 - _cumsum0(xp, row_sqnorms(xp, B))  # K + 1 values, non-increasing
-    if tol is None:
-        k = K
-    elif tol**2 > 64 * eps(xp, P.A.dtype):
-        k = count(xp, err2 > tol**2 * P.normA2)
-        if k > K:
-            return None
-    else:
-        k = sk.k
-    error = relative_from_difference(float(err2[k]), P.normA2, eps(xp, P.A.dtype))
+    chosen = prefix_rank(xp, err2, P.normA2, tol, sk.k, P.A.dtype)
+    if chosen is None:
+        return None
+    k, error = chosen
     X = be.identity_at(solve_upper(be, xp, R[:k, :k], B[:k, :]), sk.perm[:k])
     return k, X, error
 
@@ -416,6 +411,23 @@ def _gram_route(P: Problem, C, S):
         return None
     X = be.identity_at(be.matmul(Rinv, B), S)
     return S.shape[0], X, relative_from_difference(err2, P.normA2, eps(xp, A.dtype))
+
+
+def prefix_rank(xp, err2, total2, tol, k_method, dtype):
+    """``(k, relative error)`` from the squared errors ``err2`` (K + 1 values) of the prefixes of
+    K candidates: K in fixed rank (``tol`` None), else the shortest prefix meeting ``tol`` (None if
+    even all K miss it). Below ``tol^2 ~ 64 eps`` the differences cannot resolve the error, and the
+    method's own rank ``k_method`` is kept."""
+    K = err2.shape[0] - 1
+    if tol is None:
+        k = K
+    elif tol**2 > 64 * eps(xp, dtype):
+        k = count(xp, err2 > tol**2 * total2)
+        if k > K:
+            return None
+    else:
+        k = k_method
+    return k, relative_from_difference(float(err2[k]), total2, eps(xp, dtype))
 
 
 def _cumsum0(xp, v):
