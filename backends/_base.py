@@ -27,8 +27,8 @@ class Backend:
         """Turn a SPEC 7 ``rng`` argument (None, int, seed sequence, Generator) into a generator."""
         raise NotImplementedError
 
-    def standard_normal(self, rng, shape, dtype, device=None):
-        """i.i.d. N(0, 1) entries of the real floating ``dtype``."""
+    def standard_normal(self, rng, shape, dtype, device=None, scale=1.0):
+        """``scale`` times i.i.d. N(0, 1) entries of the real floating ``dtype`` (a fresh array)."""
         raise NotImplementedError
 
     def sparse_sign_sketch(self, rng, l, A, zeta):
@@ -83,6 +83,17 @@ class Backend:
         except Exception:  # libraries differ: LinAlgError, RuntimeError, ValueError
             return None
         return R if bool(xp.all(xp.isfinite(R))) else None
+
+    def upper_matmul(self, u, b, *, conj_transpose=False, overwrite_b=False):
+        """``u @ b``, or ``u^H @ b`` if ``conj_transpose``, for a square upper-triangular ``u``
+        whose strictly lower part is zero. Backends with a triangular multiply (trmm, half a
+        GEMM's flops) may overwrite ``b`` when ``overwrite_b``; this fallback is a GEMM."""
+        xp = self.xp
+        if conj_transpose:
+            u = xp.matrix_transpose(u)
+            if xp.isdtype(u.dtype, "complex floating"):
+                u = xp.conj(u)
+        return self.matmul(u, b)
 
     def cond_upper(self, r) -> float:
         """An estimate of the condition number of the square upper-triangular ``r`` (LAPACK's

@@ -243,13 +243,16 @@ class CupyBackend(Backend):
             rng.device_generators[dev] = gen
         return gen
 
-    def standard_normal(self, rng, shape, dtype, device=None):
+    def standard_normal(self, rng, shape, dtype, device=None, scale=1.0):
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise TypeError(f"standard_normal draws float32 or float64, not {dtype}")
         gen = self._device_gen(rng, device)
         with self.lib.on_device(device):
-            return gen.standard_normal(size=tuple(shape), dtype=dtype)
+            g = gen.standard_normal(size=tuple(shape), dtype=dtype)
+            if scale != 1.0:
+                g *= scale
+            return g
 
     def sparse_sign_sketch(self, rng, l, A, zeta):
         from ..kernels.sparse_sign import csr_from_pattern

@@ -48,9 +48,9 @@ class GenericBackend(Backend):
     def make_rng(self, rng):
         return _HOST.make_rng(rng)
 
-    def standard_normal(self, rng, shape, dtype, device=None):
+    def standard_normal(self, rng, shape, dtype, device=None, scale=1.0):
         host_dtype = np.float32 if dtype == self.xp.float32 else np.float64
-        z = np.ascontiguousarray(_HOST.standard_normal(rng, shape, host_dtype))
+        z = _HOST.standard_normal(rng, shape, host_dtype, scale=scale)
         return self.xp.asarray(z, dtype=dtype, device=device)
 
     def sparse_sign_sketch(self, rng, l, A, zeta):

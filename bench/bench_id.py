@@ -8,8 +8,9 @@ For each size n (square n x n matrices, Haar singular vectors, prescribed singul
 
 Methods: lowrank ``lupp`` (default ``interp="optimal"``), ``cpqr`` (optimal), ``lupp`` with
 ``interp="sketch"``, and SciPy's ``interp_decomp`` (``eps_or_k = k`` or ``tol``). The floor is the
-sketch GEMM ``Omega @ A`` with a Gaussian l x n Omega, l = k + 10 (fixed rank) or l = (median rank
-of lowrank lupp) + 10 (tolerance mode), timed both as NumPy's ``matmul`` and as SciPy's BLAS
+sketch GEMM ``Omega @ A`` with a Gaussian l x n Omega, l = k (fixed rank: the rows the default
+``lupp`` draws, since its first k pivots read no more) or l = (median rank of lowrank lupp) + 10
+(tolerance mode), timed both as NumPy's ``matmul`` and as SciPy's BLAS
 ``gemm`` (lowrank runs its BLAS through SciPy; ratios are to the SciPy ``gemm`` floor).
 
 Timing: every variant runs in its own block (a warm-up call first when a call is quick), so that
@@ -63,6 +64,7 @@ from lowrank._cli import (
     scipy_reconstruct,
     spectrum_values,
 )
+from lowrank._id import METHODS, fixed_sketch_rows
 from lowrank.testing import matrix_with_spectrum
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -205,9 +207,12 @@ def bench_size(n, args, bar, report):
             group.append(c)
             bar.update(1)
 
-            # The floor: l = k + 10, or the rank lowrank lupp found + 10 (tolerance mode).
-            kf = k if mode == "fixed" else int(round(group[0].med("ranks")))
-            l = min(kf + args.oversample, n)
+            # The floor: l = k, the rows fixed-rank lupp draws, or the rank lowrank lupp found + 10
+            # (tolerance mode).
+            if mode == "fixed":
+                l = fixed_sketch_rows(METHODS["lupp"], k, args.oversample, n, "optimal")
+            else:
+                l = min(int(round(group[0].med("ranks"))) + args.oversample, n)
             bar.set_postfix_str(f"{n}^2 {sp} {mode}: floor GEMM l={l}")
             Omega = np.random.default_rng(0).standard_normal((l, n))
             fl = {"size": n, "spectrum": sp, "mode": mode, "l": l}
@@ -408,7 +413,8 @@ def parse_args(argv=None):
                    help="a first call under this many seconds is a warm-up, re-run and timed "
                         "(default: 1)")
     p.add_argument("--floor-repeats", type=int, default=5, help="timed floor GEMMs (default: 5)")
-    p.add_argument("--oversample", type=int, default=10, help="floor l = k + this (default: 10)")
+    p.add_argument("--oversample", type=int, default=10,
+                   help="tolerance-mode floor l = rank + this (default: 10)")
     p.add_argument("--matrix-seed", type=int, default=0, help="seed of the test matrices")
     p.add_argument("--quick", action="store_true",
                    help="skip SciPy's tolerance-mode runs for n > 2000 (about a minute each)")

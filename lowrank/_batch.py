@@ -31,6 +31,7 @@ import math
 
 import numpy as np
 
+from ._id import METHODS, fixed_sketch_rows
 from ._linalg import DIFFERENCE_ROUNDING, eps, real_dtype
 from ._results import CURResult, IDResult, SVDResult
 
@@ -107,8 +108,8 @@ def _ct(xp, a):
     return xp.conj(t) if xp.isdtype(a.dtype, "complex floating") else t
 
 
-def _gaussian(be, xp, rng, shape, dtype, device):
-    g = be.standard_normal(rng, shape, real_dtype(xp, dtype), device=device)
+def _gaussian(be, xp, rng, shape, dtype, device, scale=1.0):
+    g = be.standard_normal(rng, shape, real_dtype(xp, dtype), device=device, scale=scale)
     return xp.astype(g, dtype)
 
 
@@ -120,8 +121,8 @@ def column_id_chunk(xp, be, rng, A, k, method, interp, oversample):
     """Fixed-rank column IDs of a (b, m, n) chunk: skeletons (b, k), interps (b, k, n) and
     squared errors (NumPy, b) with the chunk's squared norms."""
     b, m, n = A.shape
-    l = min(k + oversample, m)
-    omega = _gaussian(be, xp, rng, (l, m), A.dtype, A.device) * (1.0 / math.sqrt(l))
+    l = fixed_sketch_rows(METHODS[method], k, oversample, m, interp)
+    omega = _gaussian(be, xp, rng, (l, m), A.dtype, A.device, scale=1.0 / math.sqrt(l))
     Y = be.matmul(omega, A)  # (b, l, n): one broadcast GEMM
     if method == "lupp":
         # LU with partial pivoting of each Y^T: its first k pivots read only the first k rows of Y
@@ -163,7 +164,7 @@ def rsvd_chunk(xp, be, rng, A, k, n_iter, oversample):
 def vectorized_column_id(xp, be, rng, A, k, method, interp, oversample):
     """Stacked fixed-rank column IDs of a (b, m, n) stack, chunked to the memory budget."""
     b, m, n = A.shape
-    l = min(k + oversample, m)
+    l = fixed_sketch_rows(METHODS[method], k, oversample, m, interp)
     item = _itemsize(xp, A.dtype)
     per = item * (l * n + 2 * m * k + 3 * k * n + l * m // max(b, 1))
     parts = [column_id_chunk(xp, be, rng, A[s, ...], k, method, interp, oversample)

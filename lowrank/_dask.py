@@ -345,11 +345,12 @@ def _tolerance(P, method, tol, interp):
     return _adaptive(P, method, t, interp, None)
 
 
-def skeleton_fixed(P, method, k):
+def skeleton_fixed(P, method, k, interp="optimal"):
     """The first pass (norm and sketch) and a rank-k skeleton: ``(S, sk, Y, YS)``; ``sk`` is the
     generic method's result (one column chunk), ``Y``/``YS`` the distributed sketch and its
     skeleton columns (several column chunks, tournament pivoting)."""
-    l = min(k + P.oversample, P.m)
+    l = _id.fixed_sketch_rows(method, k, P.oversample, P.m, interp)
+    P.oversample = l - k  # the in-memory method.fixed below draws the same l rows
     if not P.split:
         P.first_pass(l, keep=False)
         sk = method.fixed(P, k)
@@ -360,7 +361,7 @@ def skeleton_fixed(P, method, k):
 
 
 def _fixed(P, method, k, interp):
-    S, sk, Y, YS = skeleton_fixed(P, method, k)
+    S, sk, Y, YS = skeleton_fixed(P, method, k, interp)
     if interp == "optimal":
         return _with_skeleton(P, S, *_optimal(P, S, k, None))
     if sk is not None:

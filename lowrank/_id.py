@@ -94,6 +94,10 @@ class SketchLUPP:
 
     name = "lupp"
     sketching = True
+    #: The pivot of step j is chosen in column j of the Schur complement of ``Y^T``, so the
+    #: first k pivots (and ``L21 L11^{-1}``) read only the first k rows of the sketch: in fixed
+    #: rank, extra rows serve the ``"oversampled"`` solve alone (see :func:`fixed_sketch_rows`).
+    pivots_read_k_rows = True
 
     def fixed(self, P: Problem, k: int) -> Skeleton:
         be = P.be
@@ -311,9 +315,19 @@ def _trim_last_block(xp, be, Z, Lt, U12, perm, k0, k, thr2):
 MAX_RETRIES = 6
 
 
+def fixed_sketch_rows(method, k, oversample, m, interp) -> int:
+    """Rows of a fixed-rank sketch: ``k + oversample`` (at most m), or k where the method's
+    skeleton and the solve read no more (LUPP unless ``interp="oversampled"``): the same
+    skeleton for 5% less sketching at k = 200, p = 10."""
+    if getattr(method, "pivots_read_k_rows", False) and interp != "oversampled":
+        oversample = 0
+    return min(k + oversample, m)
+
+
 def column_id(P: Problem, method, rank, tol, interp):
     """Skeleton, k x n interpolation matrix, rank and relative error estimate of a column ID."""
     if tol is None:
+        P.oversample = fixed_sketch_rows(method, rank, P.oversample, P.m, interp) - rank
         return _interpolate(P, method.fixed(P, rank), interp, None)
     t = tol
     for _ in range(MAX_RETRIES):
@@ -392,12 +406,13 @@ def _gram_route(P: Problem, C, S):
     ``M = A_S^H A`` is the one extra pass over A, and its columns S are the Gram matrix
     ``A_S^H A_S = R^H R``: a k x k Cholesky gives R, and with the small explicit ``R^{-1}``,
     ``B = R^{-H} M`` (``= Q^H A`` for the Q that is never formed) and ``X = R^{-1} B`` are two
-    k x k x n GEMMs. The error is ``||A||^2 - ||B||^2``. All this rounds like ``eps cond(A_S)``
-    (not eps), so the result is kept only when that is far below the error it reports
-    (:data:`GRAM_SAFETY`); otherwise (ill-conditioned skeletons, far down a fast-decaying
-    spectrum; the Cholesky fails outright beyond cond ~ 1e8) None, and the caller builds the
-    orthonormal Q by CholeskyQR2 (:func:`skeleton_qr`). Measured at 2000 x 2000, k = 200 (exp10):
-    this saves the CholeskyQR2 chain and one of two k x n triangular solves, about 12 ms of 50.
+    k x k x n triangular products (``be.upper_matmul``). The error is ``||A||^2 - ||B||^2``.
+    All this rounds like ``eps cond(A_S)`` (not eps), so the result is kept only when that is far
+    below the error it reports (:data:`GRAM_SAFETY`); otherwise (ill-conditioned skeletons, far
+    down a fast-decaying spectrum; the Cholesky fails outright beyond cond ~ 1e8) None, and the
+    caller builds the orthonormal Q by CholeskyQR2 (:func:`skeleton_qr`). Measured at
+    2000 x 2000, k = 200 (exp10): this saves the CholeskyQR2 chain and one of two k x n
+    triangular solves, about 12 ms of 50.
     """
     xp, be, A = P.xp, P.be, P.A
     M = be.matmul(ctranspose(xp, C), A)
@@ -405,11 +420,11 @@ def _gram_route(P: Problem, C, S):
     if R is None:
         return None
     Rinv = be.solve_triangular(R, xp.eye(R.shape[0], dtype=R.dtype, device=R.device), lower=False)
-    B = be.matmul(ctranspose(xp, Rinv), M)
+    B = be.upper_matmul(Rinv, M, conj_transpose=True, overwrite_b=True)  # M is not needed again
     err2 = P.normA2 - be.sqnorm(B)
     if GRAM_SAFETY * eps(xp, A.dtype) * be.cond_upper(R) * P.normA2 > err2:
         return None
-    X = be.identity_at(be.matmul(Rinv, B), S)
+    X = be.identity_at(be.upper_matmul(Rinv, B, overwrite_b=True), S)
     return S.shape[0], X, relative_from_difference(err2, P.normA2, eps(xp, A.dtype))
 
 

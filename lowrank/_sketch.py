@@ -24,7 +24,7 @@ def sketch_rows(be, xp, rng, A, l, kind):
     """
     m = A.shape[0]
     if kind == "gaussian":
-        omega = be.standard_normal(rng, (l, m), real_dtype(xp, A.dtype), device=A.device)
-        omega = omega * (1.0 / math.sqrt(l))
+        omega = be.standard_normal(rng, (l, m), real_dtype(xp, A.dtype), device=A.device,
+                                   scale=1.0 / math.sqrt(l))
         return be.matmul(xp.astype(omega, A.dtype, copy=False), A)
     return be.sparse_sign_sketch(rng, l, A, SPARSE_SIGN_NNZ)

@@ -102,7 +102,7 @@ class LinearOperatorAdapter:
     def sketch_rows(self, rng, l, kind="gaussian"):
         """``Omega @ A = (A^H Omega^T)^H`` for a real Gaussian l x m ``Omega`` (one ``rmatmat``)."""
         m = self.shape[0]
-        omega = self.be.standard_normal(rng, (m, l), self.np.float64) * (1.0 / math.sqrt(l))
+        omega = self.be.standard_normal(rng, (m, l), self.np.float64, scale=1.0 / math.sqrt(l))
         return ctranspose(self.xp, self.rmatmat(omega.astype(self.dtype, copy=False)))
 
     def rows(self):

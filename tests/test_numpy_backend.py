@@ -1,0 +1,112 @@
+"""The NumPy backend's fast paths against plain NumPy: scaled Gaussian draws, GEMM layouts, trmm."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.linalg
+from lowrank.backends import NumpyBackend
+from lowrank.backends._base import Backend
+
+import lowrank
+from lowrank.testing import matrix_with_spectrum, spectrum
+
+BE = NumpyBackend()
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (210, 2000)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_draw_dtype_shape_scale_and_moments(shape, dtype):
+    g = BE.standard_normal(np.random.default_rng(3), shape, dtype, scale=2.0)
+    assert g.shape == shape and g.dtype == dtype and g.flags.c_contiguous
+    plain = BE.standard_normal(np.random.default_rng(3), shape, dtype)
+    np.testing.assert_array_equal(g, 2.0 * plain)  # a power of 2: exact
+    if g.size > 1000:
+        # mean 0 and variance 4: 6 standard errors (of the mean, and of the variance: 4 sqrt(2/N))
+        assert abs(g.mean()) < 6 * 2.0 / np.sqrt(g.size)
+        assert abs(g.var() - 4.0) < 6 * 4.0 * np.sqrt(2.0 / g.size)
+
+
+def _operands(dtype, rng):
+    def g(*shape):
+        x = rng.standard_normal(shape)
+        if np.dtype(dtype).kind == "c":
+            x = x + 1j * rng.standard_normal(shape)
+        return x.astype(dtype)
+    return g
+
+
+TOL = {np.float32: 1e-4, np.float64: 1e-12, np.complex64: 1e-4, np.complex128: 1e-12}
+
+
+@pytest.mark.parametrize("dtype", list(TOL))
+@pytest.mark.parametrize("layout", ["C", "F", "Ct", "strided"])
+def test_matmul_layouts(dtype, layout):
+    """Every operand layout gives ``a @ b`` (to the precision's rounding, relative to the norms)."""
+    g = _operands(dtype, np.random.default_rng(0))
+    b = g(60, 50)
+    a = {"C": g(7, 60), "F": np.asfortranarray(g(7, 60)), "Ct": g(60, 7).T,
+         "strided": g(14, 60)[::2]}[layout]
+    out = BE.matmul(a, b)
+    ref = a.astype(np.complex128) @ b.astype(np.complex128)
+    assert out.dtype == dtype and out.shape == (7, 50)
+    assert np.linalg.norm(out - ref) <= TOL[dtype] * np.linalg.norm(a) * np.linalg.norm(b)
+
+
+@pytest.mark.parametrize("dtype", list(TOL))
+@pytest.mark.parametrize("conj_transpose", [False, True])
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_upper_matmul(dtype, conj_transpose, order, overwrite):
+    g = _operands(dtype, np.random.default_rng(1))
+    u = np.triu(g(9, 9))
+    u = np.asfortranarray(u) if order == "F" else np.ascontiguousarray(u)
+    b = g(9, 40)
+    b0 = b.copy()
+    ref = (u.conj().T if conj_transpose else u).astype(np.complex128) @ b.astype(np.complex128)
+    out = BE.upper_matmul(u, b, conj_transpose=conj_transpose, overwrite_b=overwrite)
+    assert out.dtype == dtype and out.shape == b0.shape
+    assert np.linalg.norm(out - ref) <= TOL[dtype] * np.linalg.norm(u) * np.linalg.norm(b0)
+    if not overwrite:
+        np.testing.assert_array_equal(b, b0)
+    # the protocol's fallback (a GEMM on the library's own arrays) agrees
+    generic = Backend.upper_matmul(BE, u, b0, conj_transpose=conj_transpose)
+    assert np.linalg.norm(generic - ref) <= TOL[dtype] * np.linalg.norm(u) * np.linalg.norm(b0)
+
+
+def test_lupp_pivots_read_only_the_first_k_sketch_rows():
+    """Why a fixed-rank LUPP sketch has k rows: the first k pivots of LU(Y^T) are those of
+    LU(Y[:k]^T), and so is the sketch interpolation L21 L11^{-1}."""
+    rng = np.random.default_rng(2)
+    Y = rng.standard_normal((30, 200))
+    k = 20
+    lu_full, p_full = BE.lu(Y.T)
+    lu_k, p_k = BE.lu(np.ascontiguousarray(Y[:k]).T)
+    np.testing.assert_array_equal(p_full[:k], p_k[:k])
+    # L's rows past k are in the order of the later pivots: compare them by original column
+    full = np.concatenate([lu_full[:k, :k], lu_full[k:, :k][np.argsort(p_full[k:])]])
+    short = np.concatenate([lu_k[:k, :k], lu_k[k:, :k][np.argsort(p_k[k:])]])
+    np.testing.assert_allclose(full, short, rtol=0, atol=1e-12 * np.abs(short).max())
+
+
+@pytest.mark.parametrize("interp", ["optimal", "sketch"])
+def test_lupp_fixed_rank_ignores_oversample_unless_least_squares(interp):
+    A = matrix_with_spectrum(300, 200, spectrum("exp", 200), rng=0)
+    r = [lowrank.column_id(A, 25, interp=interp, oversample=p, rng=3) for p in (0, 10, 40)]
+    for other in r[1:]:
+        np.testing.assert_array_equal(other.skeleton, r[0].skeleton)
+        np.testing.assert_array_equal(other.interp, r[0].interp)
+    ls = [lowrank.column_id(A, 25, interp="oversampled", oversample=p, rng=3) for p in (0, 40)]
+    assert not np.array_equal(ls[0].interp, ls[1].interp)
+
+
+def test_gram_route_matches_householder():
+    """The trmm-based Gram route against a Householder QR of the skeleton (well-conditioned case)."""
+    rng = np.random.default_rng(4)
+    A = rng.standard_normal((400, 300)) * np.logspace(0, -3, 300)
+    res = lowrank.column_id(A, 40, rng=0)
+    C = A[:, res.skeleton]
+    X_ref = scipy.linalg.lstsq(C, A)[0]
+    assert np.linalg.norm(res.interp - X_ref) <= 1e-10 * np.linalg.norm(X_ref)
+    err = np.linalg.norm(A - C @ res.interp) / np.linalg.norm(A)
+    assert abs(res.error - err) <= 1e-10 * err
