@@ -570,3 +570,30 @@ def test_ill_conditioned_skeleton_takes_the_orthonormal_route(monkeypatch):
     got = rel_err(A, C @ res.interp)
     assert got <= 1.01 * ref + 1e-15
     assert got <= res.error <= 2 * max(got, 6e-8)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128, np.float32])
+@pytest.mark.parametrize("mode", ["fixed", "tol"])
+def test_wide_skeleton_solve_matches_the_full_product(monkeypatch, dtype, mode):
+    """A skeleton of K >= n / 3 columns takes the product and solve on the other columns only;
+    forcing the full K x n product instead must give the same rank and skeleton and the same X
+    and error up to rounding (the two differ only in which entries of Q^H A are recomputed:
+    ``B[:, S] = R`` up to eps ||A||; tolerance 1e3 eps relative)."""
+    from lowrank import _id as idmod
+
+    A = matrix_with_spectrum(120, 90, spectrum("poly1", 90), rng=6, dtype=dtype)
+    kw = {"rank": 60} if mode == "fixed" else {"tol": 1e-2}
+    out = {}
+    for wide_factor in (3, 0):  # 0: every skeleton counts as narrow
+        monkeypatch.setattr(idmod, "WIDE_SKELETON", wide_factor)
+        # the orthonormal route for both (the Gram route has no wide variant)
+        monkeypatch.setattr(idmod, "_gram_route", lambda *a: None)
+        out[wide_factor] = lowrank.column_id(A, rng=3, **kw)
+    wide_res, full_res = out[3], out[0]
+    assert 3 * wide_res.rank >= A.shape[1]
+    assert wide_res.rank == full_res.rank
+    np.testing.assert_array_equal(wide_res.skeleton, full_res.skeleton)
+    tol = 1e3 * np.finfo(dtype).eps
+    assert np.linalg.norm(wide_res.interp - full_res.interp) <= tol * np.linalg.norm(full_res.interp)
+    assert abs(wide_res.error - full_res.error) <= tol * max(full_res.error, 1e-3)
+    assert rel_err(A, A[:, wide_res.skeleton] @ wide_res.interp) <= 1.01 * full_res.error + tol
