@@ -21,6 +21,10 @@ class Backend:
 
     name = "abstract"
     xp = None
+    #: Whether a tall skinny QR is faster as sketch-preconditioned CholeskyQR2 (GEMMs, a k x k
+    #: Cholesky) than as the library's Householder QR (true of GPUs, where Householder QR of a
+    #: tall matrix runs far below GEMM speed).
+    prefers_cholesky_qr = True
 
     # -- random numbers -------------------------------------------------------------------------
     def make_rng(self, rng):
@@ -51,6 +55,16 @@ class Backend:
     def qr_r(self, a):
         """Only the R factor (K x n) of the reduced QR; backends may skip forming Q."""
         return self.qr(a)[1]
+
+    def qr_r_qhb(self, a, b):
+        """``(R, Q^H b)`` for the reduced QR ``a = Q R`` of a tall ``a`` (m >= n), without
+        forming Q where the library can apply its Householder reflectors directly."""
+        xp = self.xp
+        Q, R = self.qr(a)
+        Qh = xp.matrix_transpose(Q)
+        if xp.isdtype(Qh.dtype, "complex floating"):
+            Qh = xp.conj(Qh)
+        return R, self.matmul(Qh, b)
 
     def qr_pivoted(self, a):
         """Column-pivoted QR (geqp3): returns ``R`` (K x n, upper) and ``perm`` with ``a[:, perm] = Q R``."""

@@ -38,11 +38,45 @@ def ipiv_to_perm(ipiv, m):
     return perm
 
 
+#: Block size of the compact-WY Householder QR (LAPACK geqrt, Q from gemqrt). Measured here
+#: (2 cores, OpenBLAS 0.3.30), Q and R: 2000 x 200 in 9.6 ms against 26.4 ms for
+#: ``scipy.linalg.qr`` (geqrf + orgqr), 2000 x 1343 138 against 188 ms, 8000 x 200 26 against
+#: 56 ms, 4000 x 500 55 against 100 ms; 128 beat 64 by 0-8%.
+QR_BLOCK = 128
+
+
+def _tall_lapack_operand(a) -> bool:
+    return a.ndim == 2 and a.dtype.char in "fdFD" and a.shape[0] >= a.shape[1] >= 1
+
+
+def _geqrt(a):
+    """Compact-WY Householder QR of a tall ``a``: the reflectors (with R above them) and T."""
+    (geqrt,) = lapack.get_lapack_funcs(("geqrt",), (a,))
+    v, t, info = geqrt(min(QR_BLOCK, a.shape[1]), a)
+    _check_info("geqrt", info)
+    return v, t
+
+
+def _query_lwork(func, a) -> int:
+    """LAPACK's optimal workspace for ``func(a)`` (a workspace query, ``lwork=-1``)."""
+    out = func(a, lwork=-1)
+    return max(int(np.real(out[-2][0])), 1)
+
+
+def _check_info(name, info):
+    if info < 0:
+        raise RuntimeError(f"LAPACK {name} rejected argument {-info}")
+
+
 class NumpyBackend(Backend):
     """NumPy arrays; LAPACK/BLAS via ``scipy.linalg``; random numbers from ``numpy.random``."""
 
     name = "numpy"
     xp = np_compat
+    #: Householder QR in compact WY form (see :data:`QR_BLOCK`) beats the sketch-preconditioned
+    #: CholeskyQR2 here at every shape measured: 2000 x 200 15.6 against 24.3 ms, 4000 x 200
+    #: 18.2 against 20.3 ms, 8000 x 500 133 against 159 ms, 2000 x 50 0.8 against 1.3 ms.
+    prefers_cholesky_qr = False
 
     def make_rng(self, rng):
         if isinstance(rng, np.random.RandomState):
@@ -106,20 +140,42 @@ class NumpyBackend(Backend):
     def qr(self, a):
         if a.ndim > 2:
             return np.linalg.qr(a, mode="reduced")
-        return _scipy_qr(a, mode="economic", check_finite=False)
+        if not _tall_lapack_operand(a):
+            return _scipy_qr(a, mode="economic", check_finite=False)
+        m, n = a.shape
+        v, t = _geqrt(a)
+        (gemqrt,) = lapack.get_lapack_funcs(("gemqrt",), (v,))
+        q = np.zeros((m, n), dtype=v.dtype, order="F")
+        q[np.arange(n), np.arange(n)] = 1
+        q, info = gemqrt(v, t, q, side="L", trans="N", overwrite_c=1)
+        _check_info("gemqrt", info)
+        return q, np.triu(v[:n])
 
     def qr_r(self, a):
+        if _tall_lapack_operand(a):
+            return np.triu(_geqrt(a)[0][: a.shape[1]])
         (geqrf,) = lapack.get_lapack_funcs(("geqrf",), (a,))
-        qr, _, _, info = geqrf(a)
-        if info < 0:
-            raise RuntimeError(f"LAPACK geqrf rejected argument {-info}")
+        qr, _, _, info = geqrf(a, lwork=_query_lwork(geqrf, a))
+        _check_info("geqrf", info)
         return np.triu(qr[: min(a.shape)])
+
+    def qr_r_qhb(self, a, b):
+        if not (_tall_lapack_operand(a) and b.ndim == 2 and b.dtype == a.dtype):
+            return super().qr_r_qhb(a, b)
+        n = a.shape[1]
+        v, t = _geqrt(a)
+        (gemqrt,) = lapack.get_lapack_funcs(("gemqrt",), (v,))
+        c, info = gemqrt(v, t, np.asfortranarray(b), side="L",
+                         trans="C" if v.dtype.kind == "c" else "T", overwrite_c=1)
+        _check_info("gemqrt", info)
+        return np.triu(v[:n]), c[:n]
 
     def qr_pivoted(self, a):
         (geqp3,) = lapack.get_lapack_funcs(("geqp3",), (a,))
-        qr, jpvt, _, _, info = geqp3(a)
-        if info < 0:
-            raise RuntimeError(f"LAPACK geqp3 rejected argument {-info}")
+        # with the queried workspace geqp3 runs blocked: 30 against 39 ms for a 210 x 2000
+        # sketch, 0.48 against 0.84 s for 2000 x 2000 (f2py's default workspace is the minimum)
+        qr, jpvt, _, _, info = geqp3(a, lwork=_query_lwork(geqp3, a))
+        _check_info("geqp3", info)
         k = min(a.shape)
         return np.triu(qr[:k]), (jpvt - 1).astype(np.int64)
 

@@ -24,6 +24,7 @@ from ._linalg import (
     relative_from_difference,
     row_sqnorms,
     skeleton_qr,
+    skeleton_r_qhb,
     solve_upper,
     sqnorm,
     tail_sums,
@@ -380,8 +381,9 @@ def _optimal(P: Problem, sk: Skeleton, tol):
         out = _gram_route(P, C, S)
         if out is not None:
             return out
-    Q, R = skeleton_qr(be, xp, C, None if sk.Y is None else xp.take(sk.Y, S, axis=1))
+    YS = None if sk.Y is None else xp.take(sk.Y, S, axis=1)
     if WIDE_SKELETON * K < P.n:
+        Q, R = skeleton_qr(be, xp, C, YS)
         B = be.matmul(ctranspose(xp, Q), P.A)  # K x n; B[:, S] = R
         err2 = P.normA2 - _cumsum0(xp, row_sqnorms(xp, B))  # K + 1 values, non-increasing
         chosen = prefix_rank(xp, err2, P.normA2, tol, sk.k, P.A.dtype)
@@ -392,7 +394,7 @@ def _optimal(P: Problem, sk: Skeleton, tol):
     # A wide skeleton: Q^H A is R on the skeleton's own columns, so only the other n - K columns
     # go through the product, and only the n - k columns outside the chosen skeleton through the
     # triangular solve (rows of B in pivot order, columns in the order of perm).
-    Brest = be.matmul(ctranspose(xp, Q), xp.take(P.A, sk.perm[K:], axis=1))  # K x (n - K)
+    R, Brest = skeleton_r_qhb(be, xp, C, YS, xp.take(P.A, sk.perm[K:], axis=1))  # Q^H A_rest
     err2 = P.normA2 - _cumsum0(xp, row_sqnorms(xp, R) + row_sqnorms(xp, Brest))
     chosen = prefix_rank(xp, err2, P.normA2, tol, sk.k, P.A.dtype)
     if chosen is None:

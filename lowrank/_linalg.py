@@ -113,8 +113,10 @@ def right_solve_upper(be, R, W):
 def skeleton_qr(be, xp, C, YS=None):
     """Reduced QR ``C = Q R`` of a tall m x k skeleton, fast when its sketch ``YS = Omega C`` is known.
 
-    LAPACK's Householder QR of a tall, skinny matrix runs at a fraction of GEMM speed (measured
-    here: 27 ms for 2000 x 200, as long as two 210 x 2000 x 2000 GEMMs). With the sketch, ``R_s``
+    Householder QR of a tall, skinny matrix can run at a fraction of GEMM speed (cuSOLVER's on a
+    GPU; LAPACK's geqrf + orgqr through ``scipy.linalg.qr`` took 27 ms here for 2000 x 200, as long
+    as two 210 x 2000 x 2000 GEMMs). On backends that say so (``be.prefers_cholesky_qr``; not
+    NumPy, whose compact-WY Householder QR is faster) the sketch helps: ``R_s``
     from the QR of the small ``YS`` preconditions C: ``W = C R_s^{-1}`` has a condition number of
     the sketch's distortion only (about 10-100 for k + 10 Gaussian rows), so two rounds of
     Cholesky QR (CholeskyQR2) orthonormalize it to working accuracy with GEMMs and triangular
@@ -122,8 +124,26 @@ def skeleton_qr(be, xp, C, YS=None):
     skeleton is skinny (k <= m / 4); wider ones, and any whose Cholesky factor fails (numerically
     rank-deficient skeleton), take Householder QR.
     """
+    W = _preconditioned_cholesky_qr(be, xp, C, YS)
+    return W if W is not None else be.qr(C)
+
+
+def skeleton_r_qhb(be, xp, C, YS, B):
+    """``(R, Q^H B)`` for the reduced QR ``C = Q R`` of a tall skeleton (see :func:`skeleton_qr`):
+    by CholeskyQR2 and a product where that applies, else by Householder reflectors applied to B
+    directly (Q is never formed)."""
+    QR = _preconditioned_cholesky_qr(be, xp, C, YS)
+    if QR is None:
+        return be.qr_r_qhb(C, B)
+    Q, R = QR
+    return R, be.matmul(ctranspose(xp, Q), B)
+
+
+def _preconditioned_cholesky_qr(be, xp, C, YS):
+    """``(Q, R)`` by CholeskyQR2 on ``C R_s^{-1}``, or None where :func:`skeleton_qr` says it does
+    not apply or pay."""
     m, k = C.shape
-    if YS is not None and YS.shape[0] >= k and 4 * k <= m:
+    if be.prefers_cholesky_qr and YS is not None and YS.shape[0] >= k and 4 * k <= m:
         Rs = be.qr_r(YS)
         if is_regular_upper(xp, Rs):
             W, R = right_solve_upper(be, Rs, C), Rs
@@ -138,7 +158,7 @@ def skeleton_qr(be, xp, C, YS=None):
                 R = be.matmul(Rc, R)
             else:
                 return W, R
-    return be.qr(C)
+    return None
 
 
 def tail_sums(xp, v):

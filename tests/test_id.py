@@ -520,22 +520,23 @@ def test_large_matrix(method):
 
 
 # ---------------------------------------------------------------------------------------------
-# The optimal solve's two routes (lowrank._id._skeleton_projection): the Gram route (Cholesky of
-# A_S^H A_S read off the extra pass, no Q) for well-conditioned skeletons, and the orthonormal Q of
-# the sketch-preconditioned CholeskyQR2 when the skeleton is too ill-conditioned for it.
+# The optimal solve's two routes (lowrank._id._optimal): the Gram route (Cholesky of A_S^H A_S
+# read off the extra pass, no Q) for well-conditioned skeletons, and an orthonormal QR of the
+# skeleton (skeleton_qr, or skeleton_r_qhb for a wide one) when it is too ill-conditioned.
 
 
 def _route_counter(monkeypatch):
     import lowrank._id as idmod
 
     calls = {"qr": 0}
-    real = idmod.skeleton_qr
+    for name in ("skeleton_qr", "skeleton_r_qhb"):
+        real = getattr(idmod, name)
 
-    def counting(*args, **kwargs):
-        calls["qr"] += 1
-        return real(*args, **kwargs)
+        def counting(*args, _real=real, **kwargs):
+            calls["qr"] += 1
+            return _real(*args, **kwargs)
 
-    monkeypatch.setattr(idmod, "skeleton_qr", counting)
+        monkeypatch.setattr(idmod, name, counting)
     return calls
 
 

@@ -110,3 +110,50 @@ def test_gram_route_matches_householder():
     assert np.linalg.norm(res.interp - X_ref) <= 1e-10 * np.linalg.norm(X_ref)
     err = np.linalg.norm(A - C @ res.interp) / np.linalg.norm(A)
     assert abs(res.error - err) <= 1e-10 * err
+
+
+QR_SHAPES = [(50, 20), (20, 20), (300, 200), (5, 9), (7, 1), (260, 130)]
+
+
+@pytest.mark.parametrize("dtype", list(TOL))
+@pytest.mark.parametrize("shape", QR_SHAPES)
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_qr_family(dtype, shape, order):
+    """``qr`` (compact-WY geqrt + gemqrt for tall input), ``qr_r`` and ``qr_r_qhb`` against the
+    definition: Q R = a and Q^H Q = I to 50 k eps (Householder QR is backward stable to a small
+    multiple of k eps), R upper triangular, the same R from all three, and Q^H b."""
+    g = _operands(dtype, np.random.default_rng(5))
+    a = g(*shape)
+    a = np.asfortranarray(a) if order == "F" else a
+    a0 = a.copy()
+    k = min(shape)
+    eps = np.finfo(dtype).eps
+    Q, R = BE.qr(a)
+    assert Q.shape == (shape[0], k) and R.shape == (k, shape[1]) and Q.dtype == R.dtype == dtype
+    assert np.array_equal(R, np.triu(R))
+    assert np.linalg.norm(Q @ R - a) <= 50 * k * eps * np.linalg.norm(a)
+    assert np.linalg.norm(Q.conj().T @ Q - np.eye(k)) <= 50 * k * eps
+    np.testing.assert_allclose(BE.qr_r(a), R, rtol=0, atol=50 * k * eps * np.linalg.norm(a))
+    if shape[0] >= shape[1]:
+        b = g(shape[0], 6)
+        R2, QHb = BE.qr_r_qhb(a, b)
+        np.testing.assert_allclose(R2, R, rtol=0, atol=50 * k * eps * np.linalg.norm(a))
+        ref = Q.conj().T @ b
+        assert np.linalg.norm(QHb - ref) <= 50 * k * eps * np.linalg.norm(b)
+        # the protocol's fallback (through qr) agrees
+        R3, QHb3 = Backend.qr_r_qhb(BE, a, b)
+        assert np.linalg.norm(QHb3 - ref) <= 50 * k * eps * np.linalg.norm(b)
+    np.testing.assert_array_equal(a, a0)  # inputs are never modified
+
+
+@pytest.mark.parametrize("dtype", list(TOL))
+@pytest.mark.parametrize("shape", [(30, 200), (200, 30), (64, 64)])
+def test_qr_pivoted_matches_scipy(dtype, shape):
+    """geqp3 with its queried (blocked) workspace picks the pivots SciPy's own call picks."""
+    g = _operands(dtype, np.random.default_rng(6))
+    a = g(*shape) * np.logspace(0, -6, shape[1])  # well-separated column norms
+    R, perm = BE.qr_pivoted(a)
+    R_ref, perm_ref = scipy.linalg.qr(a, mode="r", pivoting=True)
+    np.testing.assert_array_equal(perm, perm_ref)
+    eps = np.finfo(dtype).eps
+    assert np.linalg.norm(np.abs(R) - np.abs(R_ref[: R.shape[0]])) <= 100 * eps * np.linalg.norm(a)
