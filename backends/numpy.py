@@ -45,6 +45,24 @@ def ipiv_to_perm(ipiv, m):
 QR_BLOCK = 128
 
 
+#: An SVD of a matrix at least this much taller than wide (or wider than tall) goes through the QR
+#: of its long side. Measured here against LAPACK's gesdd (which takes its own QR only beyond
+#: 11/6 and runs it slower): 210 x 2000 27 against 60 ms, 510 x 2000 79 against 176 ms,
+#: 1000 x 2000 375 against 514 ms, 1500 x 2000 1040 against 1120 ms; 60 x 2000 7 against 22 ms.
+SVD_QR_ASPECT = 1.5
+
+
+def _ct(a):
+    return a.conj().T if a.dtype.kind == "c" else a.T
+
+
+def _svd_lapack(a):
+    try:
+        return _scipy_svd(a, full_matrices=False, check_finite=False, lapack_driver="gesdd")
+    except np.linalg.LinAlgError:  # gesdd's rare convergence failure: the slower, sturdier driver
+        return _scipy_svd(a, full_matrices=False, check_finite=False, lapack_driver="gesvd")
+
+
 def _tall_lapack_operand(a) -> bool:
     return a.ndim == 2 and a.dtype.char in "fdFD" and a.shape[0] >= a.shape[1] >= 1
 
@@ -262,7 +280,14 @@ class NumpyBackend(Backend):
     def svd(self, a):
         if a.ndim > 2:
             return np.linalg.svd(a, full_matrices=False)
-        try:
-            return _scipy_svd(a, full_matrices=False, check_finite=False, lapack_driver="gesdd")
-        except np.linalg.LinAlgError:  # gesdd's rare convergence failure: the slower, sturdier driver
-            return _scipy_svd(a, full_matrices=False, check_finite=False, lapack_driver="gesvd")
+        m, n = a.shape
+        if a.dtype.char in "fdFD" and min(m, n) >= 1 and max(m, n) >= SVD_QR_ASPECT * min(m, n):
+            # QR first (compact WY), then the SVD of the small square factor
+            if m >= n:
+                Q, R = self.qr(a)
+                Ur, S, Vh = _svd_lapack(R)
+                return self.matmul(Q, Ur), S, Vh
+            Q, R = self.qr(_ct(a))  # a^H = Q R, so a = R^H Q^H
+            Ur, S, Vrh = _svd_lapack(_ct(R))
+            return Ur, S, self.matmul(Vrh, _ct(Q))
+        return _svd_lapack(a)

@@ -157,3 +157,23 @@ def test_qr_pivoted_matches_scipy(dtype, shape):
     np.testing.assert_array_equal(perm, perm_ref)
     eps = np.finfo(dtype).eps
     assert np.linalg.norm(np.abs(R) - np.abs(R_ref[: R.shape[0]])) <= 100 * eps * np.linalg.norm(a)
+
+
+@pytest.mark.parametrize("dtype", list(TOL))
+@pytest.mark.parametrize("shape", [(40, 300), (300, 40), (60, 80), (80, 60), (50, 50), (1, 30), (30, 1)])
+def test_svd_through_qr_of_the_long_side(dtype, shape):
+    """The SVD (QR of the long side first where the aspect ratio is at least SVD_QR_ASPECT) against
+    the definition: U S Vh = a and orthonormal U, Vh to 50 k eps; S descending, equal to LAPACK's
+    singular values to 50 k eps ||a||."""
+    g = _operands(dtype, np.random.default_rng(7))
+    a = g(*shape)
+    k = min(shape)
+    eps = np.finfo(dtype).eps
+    U, S, Vh = BE.svd(a)
+    assert U.shape == (shape[0], k) and S.shape == (k,) and Vh.shape == (k, shape[1])
+    assert S.dtype == np.finfo(dtype).dtype and np.all(np.diff(S) <= 0)
+    assert np.linalg.norm((U * S) @ Vh - a) <= 50 * k * eps * np.linalg.norm(a)
+    assert np.linalg.norm(U.conj().T @ U - np.eye(k)) <= 50 * k * eps
+    assert np.linalg.norm(Vh @ Vh.conj().T - np.eye(k)) <= 50 * k * eps
+    ref = scipy.linalg.svd(a, compute_uv=False)
+    assert np.max(np.abs(S - ref)) <= 50 * k * eps * np.linalg.norm(a)
