@@ -598,3 +598,29 @@ def test_wide_skeleton_solve_matches_the_full_product(monkeypatch, dtype, mode):
     assert np.linalg.norm(wide_res.interp - full_res.interp) <= tol * np.linalg.norm(full_res.interp)
     assert abs(wide_res.error - full_res.error) <= tol * max(full_res.error, 1e-3)
     assert rel_err(A, A[:, wide_res.skeleton] @ wide_res.interp) <= 1.01 * full_res.error + tol
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128, np.float32])
+def test_blockwise_inverse_of_the_lupp_factor(dtype):
+    """Tolerance-mode LUPP keeps ``L11^{-1}`` by block rows (``_extend_inverse``) instead of solving
+    with the growing L11: after blocks of 5, 7, 1 and 11 rows (in a capacity-30 buffer, zero
+    beyond) it equals the inverse of the leading 24 x 24 unit lower factor, to 100 k eps relative
+    (|L| <= 1 as partial pivoting makes it; the inverse of such a random factor is well scaled)."""
+    from array_api_compat import numpy as np_compat
+    from lowrank.backends import NumpyBackend
+
+    from lowrank import _id as idmod
+
+    rng = np.random.default_rng(8)
+    cap, k = 30, 0
+    L11 = np.zeros((cap, cap), dtype=dtype)
+    Linv = np.zeros((cap, cap), dtype=dtype)
+    full = np.tril(rng.uniform(-1, 1, (cap, cap)), -1).astype(dtype) + np.eye(cap, dtype=dtype)
+    for bb in (5, 7, 1, 11):
+        L11[k : k + bb, : k + bb] = full[k : k + bb, : k + bb]
+        idmod._extend_inverse(np_compat, NumpyBackend(), L11, Linv, k, bb)
+        k += bb
+    ref = np.linalg.inv(full[:k, :k].astype(np.complex128))
+    eps = np.finfo(dtype).eps
+    assert np.linalg.norm(Linv[:k, :k] - ref) <= 100 * k * eps * np.linalg.norm(ref)
+    assert not Linv[:k, k:].any() and not Linv[k:].any()
