@@ -12,6 +12,12 @@ def _col_sqnorms(xp, a):
     return xp.sum(a * a, axis=0)
 
 
+def _ctranspose(xp, a):
+    """Conjugate transpose of a matrix (a plain transpose for real ``a``)."""
+    t = xp.matrix_transpose(a)
+    return xp.conj(t) if xp.isdtype(a.dtype, "complex floating") else t
+
+
 class Backend:
     """Operations on one array library that the array API standard lacks, plus fast paths.
 
@@ -59,12 +65,8 @@ class Backend:
     def qr_r_qhb(self, a, b):
         """``(R, Q^H b)`` for the reduced QR ``a = Q R`` of a tall ``a`` (m >= n), without
         forming Q where the library can apply its Householder reflectors directly."""
-        xp = self.xp
         Q, R = self.qr(a)
-        Qh = xp.matrix_transpose(Q)
-        if xp.isdtype(Qh.dtype, "complex floating"):
-            Qh = xp.conj(Qh)
-        return R, self.matmul(Qh, b)
+        return R, self.matmul(_ctranspose(self.xp, Q), b)
 
     def qr_pivoted(self, a):
         """Column-pivoted QR (geqp3): returns ``R`` (K x n, upper) and ``perm`` with ``a[:, perm] = Q R``."""
@@ -102,12 +104,7 @@ class Backend:
         """``u @ b``, or ``u^H @ b`` if ``conj_transpose``, for a square upper-triangular ``u``
         whose strictly lower part is zero. Backends with a triangular multiply (trmm, half a
         GEMM's flops) may overwrite ``b`` when ``overwrite_b``; this fallback is a GEMM."""
-        xp = self.xp
-        if conj_transpose:
-            u = xp.matrix_transpose(u)
-            if xp.isdtype(u.dtype, "complex floating"):
-                u = xp.conj(u)
-        return self.matmul(u, b)
+        return self.matmul(_ctranspose(self.xp, u) if conj_transpose else u, b)
 
     def cond_upper(self, r) -> float:
         """An estimate of the condition number of the square upper-triangular ``r`` (LAPACK's

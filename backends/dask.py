@@ -184,8 +184,8 @@ def _sketch_block(a, *, seeds, l, kind, zeta, norm, block_id=None):
     rng = np.random.default_rng(seeds[block_id[0]])  # one operator block per row chunk of A
     if kind == "gaussian":
         om = be.standard_normal(rng, (l, a.shape[0]), _real(xp, a.dtype),
-                                device=array_api_compat.device(a))
-        y = be.matmul(xp.astype(om * (1.0 / math.sqrt(l)), a.dtype), a)
+                                device=array_api_compat.device(a), scale=1.0 / math.sqrt(l))
+        y = be.matmul(xp.astype(om, a.dtype), a)
     else:
         y = be.sparse_sign_sketch(rng, l, a, zeta)
     if norm:  # one more row: the chunk's ||A_ij||_F^2 in its first entry

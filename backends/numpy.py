@@ -75,6 +75,15 @@ def _geqrt(a):
     return v, t
 
 
+def _apply_q(v, t, c, trans):
+    """``op(Q) c`` (full m x m Q of :func:`_geqrt`, ``trans`` "N", "T" or "C"), overwriting the
+    F-ordered ``c``."""
+    (gemqrt,) = lapack.get_lapack_funcs(("gemqrt",), (v,))
+    c, info = gemqrt(v, t, c, side="L", trans=trans, overwrite_c=1)
+    _check_info("gemqrt", info)
+    return c
+
+
 def _query_lwork(func, a) -> int:
     """LAPACK's optimal workspace for ``func(a)`` (a workspace query, ``lwork=-1``)."""
     out = func(a, lwork=-1)
@@ -162,12 +171,9 @@ class NumpyBackend(Backend):
             return _scipy_qr(a, mode="economic", check_finite=False)
         m, n = a.shape
         v, t = _geqrt(a)
-        (gemqrt,) = lapack.get_lapack_funcs(("gemqrt",), (v,))
         q = np.zeros((m, n), dtype=v.dtype, order="F")
         q[np.arange(n), np.arange(n)] = 1
-        q, info = gemqrt(v, t, q, side="L", trans="N", overwrite_c=1)
-        _check_info("gemqrt", info)
-        return q, np.triu(v[:n])
+        return _apply_q(v, t, q, "N"), np.triu(v[:n])
 
     def qr_r(self, a):
         if _tall_lapack_operand(a):
@@ -182,11 +188,8 @@ class NumpyBackend(Backend):
             return super().qr_r_qhb(a, b)
         n = a.shape[1]
         v, t = _geqrt(a)
-        (gemqrt,) = lapack.get_lapack_funcs(("gemqrt",), (v,))
-        c, info = gemqrt(v, t, np.asfortranarray(b), side="L",
-                         trans="C" if v.dtype.kind == "c" else "T", overwrite_c=1)
-        _check_info("gemqrt", info)
-        return np.triu(v[:n]), c[:n]
+        qhb = _apply_q(v, t, np.asfortranarray(b), "C" if v.dtype.kind == "c" else "T")
+        return np.triu(v[:n]), qhb[:n]
 
     def qr_pivoted(self, a):
         (geqp3,) = lapack.get_lapack_funcs(("geqp3",), (a,))

@@ -405,25 +405,24 @@ def _optimal(P: Problem, sk: Skeleton, tol):
         if out is not None:
             return out
     YS = None if sk.Y is None else xp.take(sk.Y, S, axis=1)
-    if WIDE_SKELETON * K < P.n:
+    wide = WIDE_SKELETON * K >= P.n
+    if wide:
+        # Q^H A is R on the skeleton's own columns: only the other n - K columns go through the
+        # product, and only the n - k columns outside the chosen skeleton through the solve
+        R, B = skeleton_r_qhb(be, xp, C, YS, xp.take(P.A, sk.perm[K:], axis=1))  # Q^H A_rest
+        kept2 = row_sqnorms(xp, R) + row_sqnorms(xp, B)
+    else:
         Q, R = skeleton_qr(be, xp, C, YS)
         B = be.matmul(ctranspose(xp, Q), P.A)  # K x n; B[:, S] = R
-        err2 = P.normA2 - _cumsum0(xp, row_sqnorms(xp, B))  # K + 1 values, non-increasing
-        chosen = prefix_rank(xp, err2, P.normA2, tol, sk.k, P.A.dtype)
-        if chosen is None:
-            return None
-        k, error = chosen
-        return k, be.identity_at(solve_upper(be, xp, R[:k, :k], B[:k, :]), S[:k]), error
-    # A wide skeleton: Q^H A is R on the skeleton's own columns, so only the other n - K columns
-    # go through the product, and only the n - k columns outside the chosen skeleton through the
-    # triangular solve (rows of B in pivot order, columns in the order of perm).
-    R, Brest = skeleton_r_qhb(be, xp, C, YS, xp.take(P.A, sk.perm[K:], axis=1))  # Q^H A_rest
-    err2 = P.normA2 - _cumsum0(xp, row_sqnorms(xp, R) + row_sqnorms(xp, Brest))
+        kept2 = row_sqnorms(xp, B)
+    err2 = P.normA2 - _cumsum0(xp, kept2)  # K + 1 values, non-increasing
     chosen = prefix_rank(xp, err2, P.normA2, tol, sk.k, P.A.dtype)
     if chosen is None:
         return None
     k, error = chosen
-    T = solve_upper(be, xp, R[:k, :k], xp.concat([R[:k, k:], Brest[:k, :]], axis=1))
+    if not wide:
+        return k, be.identity_at(solve_upper(be, xp, R[:k, :k], B[:k, :]), S[:k]), error
+    T = solve_upper(be, xp, R[:k, :k], xp.concat([R[:k, k:], B[:k, :]], axis=1))  # perm[k:]
     return k, assemble_interp(xp, sk.perm, k, T, P.A.dtype), error
 
 
