@@ -12,6 +12,13 @@ def _col_sqnorms(xp, a):
     return xp.sum(a * a, axis=0)
 
 
+def real_dtype(xp, dtype):
+    """The real floating dtype of the same precision as ``dtype``."""
+    if dtype in (xp.complex64, xp.float32):
+        return xp.float32
+    return xp.float64
+
+
 def _ctranspose(xp, a):
     """Conjugate transpose of a matrix (a plain transpose for real ``a``)."""
     t = xp.matrix_transpose(a)
@@ -40,6 +47,12 @@ class Backend:
     def standard_normal(self, rng, shape, dtype, device=None, scale=1.0):
         """``scale`` times i.i.d. N(0, 1) entries of the real floating ``dtype`` (a fresh array)."""
         raise NotImplementedError
+
+    def gaussian_sketch(self, rng, l, A):
+        """``Omega @ A`` for an l x m ``Omega`` of i.i.d. N(0, 1/l) entries (real, in A's precision)."""
+        omega = self.standard_normal(rng, (l, A.shape[0]), real_dtype(self.xp, A.dtype),
+                                     device=A.device, scale=1.0 / math.sqrt(l))
+        return self.matmul(self.xp.astype(omega, A.dtype, copy=False), A)
 
     def sparse_sign_sketch(self, rng, l, A, zeta):
         """``Omega @ A`` for a random l x m sparse-sign ``Omega`` (zeta entries +-1/sqrt(zeta) a column)."""
@@ -72,9 +85,10 @@ class Backend:
         """Column-pivoted QR (geqp3): returns ``R`` (K x n, upper) and ``perm`` with ``a[:, perm] = Q R``."""
         raise NotImplementedError
 
-    def lu(self, a):
+    def lu(self, a, overwrite_a=False):
         """LU with partial pivoting (getrf): returns the packed ``LU`` (m x n) and ``perm`` (m,)
-        with ``a[perm] = L @ U``, L unit lower trapezoidal (strictly lower part of ``LU``)."""
+        with ``a[perm] = L @ U``, L unit lower trapezoidal (strictly lower part of ``LU``).
+        ``overwrite_a`` lets a backend factor ``a`` in place (the caller no longer needs it)."""
         raise NotImplementedError
 
     def solve_triangular(self, a, b, *, lower, unit_diagonal=False, transpose=False):

@@ -295,7 +295,7 @@ class CupyBackend(Backend):
         R, perm = _HOST.qr_pivoted(lib.to_host(small))
         return lib.from_host(R, like=a), lib.from_host(perm.astype(np.int64), like=a)
 
-    def lu(self, a):
+    def lu(self, a, overwrite_a=False):
         lib = self.lib
         lu, ipiv = lib.lu_factor(a)
         perm = ipiv_to_perm(lib.to_host(ipiv), a.shape[0])

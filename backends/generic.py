@@ -80,7 +80,7 @@ class GenericBackend(Backend):
         r, perm = _HOST.qr_pivoted(self.to_host(a))
         return self.from_host(r, like=a), self.from_host(perm.astype(np.int64), like=a)
 
-    def lu(self, a):
+    def lu(self, a, overwrite_a=False):
         lu, perm = _HOST.lu(self.to_host(a))
         return self.from_host(lu, like=a), self.from_host(perm.astype(np.int64), like=a)
 

@@ -45,6 +45,9 @@ class Problem:
     sketch: str = "gaussian"
     oversample: int = 10
     block_size: int = 64
+    #: Whether a fixed-rank method must keep its sketch for the interpolation solve (the
+    #: oversampled solve, or the sketch-preconditioned skeleton QR); else it may factor it in place.
+    keep_sketch: bool = True
 
     @property
     def m(self) -> int:
@@ -103,7 +106,8 @@ class SketchLUPP:
     def fixed(self, P: Problem, k: int) -> Skeleton:
         be = P.be
         Y = P.sketch_rows(min(k + P.oversample, P.m))
-        LU, perm = be.lu(Y.T)  # n x l: the first k row pivots are the skeleton columns
+        # n x l: the first k row pivots are the skeleton columns
+        LU, perm = be.lu(Y.T, overwrite_a=not P.keep_sketch)
 
         def sketch_T(j):
             # P Y^T = L U  =>  Y[:, rest] ~ Y[:, S] (L21 L11^{-1})^T
@@ -111,7 +115,7 @@ class SketchLUPP:
                 LU[:j, :j], LU[j:, :j].T, lower=True, unit_diagonal=True, transpose=True
             )
 
-        return Skeleton(perm, k, sketch_T, None, Y)
+        return Skeleton(perm, k, sketch_T, None, Y if P.keep_sketch else None)
 
     def adaptive(self, P: Problem, tol: float) -> Skeleton:
         return _blocked_lupp(P, tol)
@@ -352,6 +356,7 @@ def column_id(P: Problem, method, rank, tol, interp):
     """Skeleton, k x n interpolation matrix, rank and relative error estimate of a column ID."""
     if tol is None:
         P.oversample = fixed_sketch_rows(method, rank, P.oversample, P.m, interp) - rank
+        P.keep_sketch = interp == "oversampled" or (interp == "optimal" and P.be.prefers_cholesky_qr)
         return _interpolate(P, method.fixed(P, rank), interp, None)
     t = tol
     for _ in range(MAX_RETRIES):

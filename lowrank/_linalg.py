@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import math
 
-
-def real_dtype(xp, dtype):
-    """The real floating dtype of the same precision as ``dtype``."""
-    if dtype in (xp.complex64, xp.float32):
-        return xp.float32
-    return xp.float64
+from .backends._base import real_dtype  # noqa: F401  (re-exported for the algorithms)
 
 
 def eps(xp, dtype) -> float:

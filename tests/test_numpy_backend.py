@@ -41,27 +41,53 @@ TOL = {np.float32: 1e-4, np.float64: 1e-12, np.complex64: 1e-4, np.complex128: 1
 
 @pytest.mark.parametrize("dtype", list(TOL))
 @pytest.mark.parametrize("layout", ["C", "F", "Ct", "strided"])
-def test_matmul_layouts(dtype, layout):
+@pytest.mark.parametrize("b_layout", ["C", "F"])
+@pytest.mark.parametrize("p, q", [(7, 50), (50, 7)])  # both orientations of gemm (_direct)
+def test_matmul_layouts(dtype, layout, b_layout, p, q):
     """Every operand layout gives ``a @ b`` (to the precision's rounding, relative to the norms)."""
     g = _operands(dtype, np.random.default_rng(0))
-    b = g(60, 50)
-    a = {"C": g(7, 60), "F": np.asfortranarray(g(7, 60)), "Ct": g(60, 7).T,
-         "strided": g(14, 60)[::2]}[layout]
+    b = g(60, q) if b_layout == "C" else np.asfortranarray(g(60, q))
+    a = {"C": g(p, 60), "F": np.asfortranarray(g(p, 60)), "Ct": g(60, p).T,
+         "strided": g(2 * p, 60)[::2]}[layout]
+    a0, b0 = a.copy(), b.copy()
     out = BE.matmul(a, b)
     ref = a.astype(np.complex128) @ b.astype(np.complex128)
-    assert out.dtype == dtype and out.shape == (7, 50)
+    assert out.dtype == dtype and out.shape == (p, q)
     assert np.linalg.norm(out - ref) <= TOL[dtype] * np.linalg.norm(a) * np.linalg.norm(b)
+    np.testing.assert_array_equal(a, a0)
+    np.testing.assert_array_equal(b, b0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex128])
+def test_gaussian_sketch_matches_the_protocol_default(dtype):
+    """The NumPy sketch (its 1/sqrt(l) in gemm's alpha) is the protocol's scaled draw times A, to
+    rounding: same generator state, same numbers."""
+    A = _operands(dtype, np.random.default_rng(2))(80, 30)
+    fast = BE.gaussian_sketch(np.random.default_rng(5), 12, A)
+    ref = Backend.gaussian_sketch(BE, np.random.default_rng(5), 12, A)
+    assert fast.dtype == dtype and fast.shape == (12, 30)
+    assert np.linalg.norm(fast - ref) <= TOL[dtype] * np.linalg.norm(ref)
+
+
+@pytest.mark.parametrize("dtype", list(TOL))
+def test_lu_in_place_equals_copy(dtype):
+    a = np.asfortranarray(_operands(dtype, np.random.default_rng(4))(50, 12))
+    lu, perm = BE.lu(a)
+    lu2, perm2 = BE.lu(a.copy(order="F"), overwrite_a=True)
+    np.testing.assert_array_equal(perm, perm2)
+    np.testing.assert_array_equal(lu, lu2)
 
 
 @pytest.mark.parametrize("dtype", list(TOL))
 @pytest.mark.parametrize("conj_transpose", [False, True])
 @pytest.mark.parametrize("order", ["C", "F"])
 @pytest.mark.parametrize("overwrite", [False, True])
-def test_upper_matmul(dtype, conj_transpose, order, overwrite):
+@pytest.mark.parametrize("b_order", ["C", "F"])
+def test_upper_matmul(dtype, conj_transpose, order, overwrite, b_order):
     g = _operands(dtype, np.random.default_rng(1))
     u = np.triu(g(9, 9))
     u = np.asfortranarray(u) if order == "F" else np.ascontiguousarray(u)
-    b = g(9, 40)
+    b = g(9, 40) if b_order == "C" else np.asfortranarray(g(9, 40))
     b0 = b.copy()
     ref = (u.conj().T if conj_transpose else u).astype(np.complex128) @ b.astype(np.complex128)
     out = BE.upper_matmul(u, b, conj_transpose=conj_transpose, overwrite_b=overwrite)
