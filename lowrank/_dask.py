@@ -45,6 +45,7 @@ import numpy as np
 from . import _cur, _id
 from ._linalg import (
     DIFFERENCE_ROUNDING,
+    as_float64,
     count,
     ctranspose,
     eps,
@@ -294,7 +295,7 @@ def _projection(P: DaskProblem, S, tol):
             else:
                 B = _solve_block(M, R=R)
                 rs = row_sqnorms(xp, B)
-            err2 = P.normA2 - float(xp.sum(rs))
+            err2 = P.normA2 - float(xp.sum(as_float64(xp, rs)))
             if _id.GRAM_SAFETY * eps(xp, D.dtype) * be.cond_upper(R) * P.normA2 <= err2:
                 return R, B, rs
     Q, R = dk.tsqr(C)
@@ -868,7 +869,7 @@ def _rsvd_fixed(P, k, n_iter):
     Ub, S, Vh = _svd_of_wide(P, B)
     U = Q @ Ub[:, :k]
     S, Vh = S[:k], Vh[:k, :]
-    error = relative_from_difference(P.normA2 - float(xp.sum(S * S)), P.normA2,
+    error = relative_from_difference(P.normA2 - sqnorm(xp, S), P.normA2,
                                      eps(xp, P.D.dtype))
     return U, S, Vh, k, error
 

@@ -16,6 +16,7 @@ from functools import cached_property
 from typing import Any
 
 from ._linalg import (
+    as_float64,
     assemble_interp,
     count,
     ctranspose,
@@ -493,6 +494,7 @@ def prefix_rank(xp, err2, total2, tol, k_method, dtype):
 
 
 def _cumsum0(xp, v):
-    """``[0, v0, v0 + v1, ...]`` (len(v) + 1 values)."""
+    """``[0, v0, v0 + v1, ...]`` (len(v) + 1 values, in double precision: :func:`as_float64`)."""
+    v = as_float64(xp, v)
     zero = xp.zeros(1, dtype=v.dtype, device=v.device)
     return xp.cumulative_sum(xp.concat([zero, v]))

@@ -14,7 +14,7 @@ from ._linalg import (
     real_dtype,
     relative,
     relative_from_difference,
-    row_sqnorms,
+    sqnorm,
     tail_sums,
 )
 
@@ -94,7 +94,8 @@ def rsvd_auto(P, k):
     if l0 < r and l0 > k and s0[0] > 0:
         # the prior bound's own spectrum (AngleBounds): the l0 values padded with the last as
         # far as the exact residual energy allows; no model draws
-        sm = _angles._spectrum(s0, r, max(P.normA2 - float(np.sum(s0 * s0)), 0.0))
+        kept = float(np.sum(np.asarray(s0, dtype=np.float64) ** 2))
+        sm = _angles._spectrum(s0, r, max(P.normA2 - kept, 0.0))
         choice = _angles.choose_power_oversample(sm, k, (2 * AUTO_BUDGET_ITER + 2) * l0,
                                                  min_oversample=l0 - k)
         q, l = choice.n_iter, k + choice.oversample
@@ -123,11 +124,11 @@ def _from_basis(P, k, Q, B):
     """Rank-k truncated SVD of ``Q B`` with ``B = Q^H A``, its error and its ``Basis``."""
     xp, be, A = P.xp, P.be, P.A
     Ub, S, Vh = be.svd(B)
-    basis = Basis(Q, B, S, Vh, P.normA2 - float(xp.sum(S * S)))
+    basis = Basis(Q, B, S, Vh, P.normA2 - sqnorm(xp, S))
     U = be.matmul(Q, Ub[:, :k])
     S, Vh = S[:k], Vh[:k, :]
     # U diag(S) Vh = U U^H A, a projection of A: the error follows from the kept energy.
-    error = relative_from_difference(P.normA2 - float(xp.sum(S * S)), P.normA2, eps(xp, A.dtype))
+    error = relative_from_difference(P.normA2 - sqnorm(xp, S), P.normA2, eps(xp, A.dtype))
     return U, S, Vh, k, error, basis
 
 
@@ -161,7 +162,7 @@ def rsvd_adaptive(P, tol, n_iter):
         Bs.append(Bi)
         Q = xp.concat(Qs, axis=1)
         B = xp.concat(Bs, axis=0)
-        resid -= float(xp.sum(row_sqnorms(xp, Bi)))
+        resid -= be.sqnorm(Bi)
         K += b
     if K == 0:
         z = xp.zeros((P.m, 0), dtype=A.dtype, device=A.device)

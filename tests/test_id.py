@@ -624,3 +624,30 @@ def test_blockwise_inverse_of_the_lupp_factor(dtype):
     eps = np.finfo(dtype).eps
     assert np.linalg.norm(Linv[:k, :k] - ref) <= 100 * k * eps * np.linalg.norm(ref)
     assert not Linv[:k, k:].any() and not Linv[k:].any()
+
+
+def test_float32_tolerance_met_on_a_large_matrix():
+    """float32, 2000 x 1000 (2e6 entries), tol = 0.01: ID and rSVD meet tol, and the ID's returned
+    error matches the truth. With ||A||^2 summed in single precision (one BLAS dot, error ~ 1000
+    eps32 relative at 16e6 entries; ~4e-6 here), the tracked ``||A||^2 - ||B||^2 ~ 1e-4 ||A||^2``
+    was off by a few percent and both returned 1.03 tol at 2000 x 2000 (here the old code's ID
+    estimate missed the truth by 1.8%). Bounds: tol plus the
+    float32 reconstruction rounding (``recon_floor``); estimate within 1% of the truth (the
+    squared error's rounding, 16 eps32 ||A||^2, is 1e-2 of tol^2)."""
+    rng = np.random.default_rng(7)
+    r = 600
+    U = np.linalg.qr(rng.standard_normal((2000, r)))[0]
+    V = np.linalg.qr(rng.standard_normal((1000, r)))[0]
+    s = 10.0 ** (-4 * np.arange(r) / r)
+    A = ((U * s) @ V.T).astype(np.float32)
+    A64 = A.astype(np.float64)
+    norm = np.linalg.norm(A64)
+    tol = 0.01
+    res = lowrank.column_id(A, tol=tol, rng=0)
+    err = np.linalg.norm(A64 - res.reconstruct(A64)) / norm
+    assert err <= tol + recon_floor(np.float32, res.rank), (err, res.rank)
+    assert abs(res.error - err) <= 0.01 * err, (res.error, err)
+    svd = lowrank.rsvd(A, tol=tol, rng=0)
+    err = np.linalg.norm(A64 - (svd.U.astype(np.float64) * svd.S) @ svd.Vh.astype(np.float64)) / norm
+    assert err <= tol + recon_floor(np.float32, svd.rank), (err, svd.rank)
+    assert abs(svd.error - err) <= 0.01 * err, (svd.error, err)
