@@ -63,6 +63,11 @@ class Backend:
         raise NotImplementedError
 
     # -- dense linear algebra -------------------------------------------------------------------
+    def take(self, a, indices, axis):
+        """``xp.take(a, indices, axis=axis)`` for a 2-D ``a``: the skeleton gathers of the large
+        matrix, which some libraries serve far faster on one memory layout than on the other."""
+        return self.xp.take(a, indices, axis=axis)
+
     def matmul(self, a, b):
         """The matrix product ``a @ b`` (operands of one dtype)."""
         raise NotImplementedError

@@ -292,16 +292,15 @@ def cur(A, rank=None, *, tol=None, method="lupp", core="optimal", sketch="gaussi
         from . import _dask
 
         return CURResult(*_dask.cur(P, meth, core, rank, tol, check_finite))
-    xp = P.xp
     X = None
     if tol is not None or core == "id":
         cols, X, k, _ = _id.column_id(P, meth, rank, tol, "optimal")
     else:
         k = rank
         cols = meth.fixed(P, k).perm[:k]
-    C = xp.take(P.A, cols, axis=1)
+    C = P.be.take(P.A, cols, axis=1)
     rows = _cur.select_rows(P, C, k, meth.name)
-    R = xp.take(P.A, rows, axis=0)
+    R = P.be.take(P.A, rows, axis=0)
     U, error = _cur.core_matrix(P, C, R, rows, cols, core, X)
     return CURResult(C, U, R, cols, rows, k, error)
 

@@ -50,7 +50,7 @@ def core_matrix(P, C, R, rows, cols, core, X=None):
         return U, relative_from_difference(err2, P.normA2, eps(xp, A.dtype))
     if core == "cross":
         # U = A[I, J]^+ through its SVD.
-        W = xp.take(xp.take(A, rows, axis=0), cols, axis=1)
+        W = xp.take(be.take(A, rows, axis=0), cols, axis=1)
         eye = xp.eye(k, dtype=A.dtype, device=A.device)
         return pinv_apply(be, xp, W, eye, cut), None
     # core == "id": A ~ C X and X ~ U R, so U = X R^+ = X Qr Rr^{+H}.

@@ -405,7 +405,7 @@ def _optimal(P: Problem, sk: Skeleton, tol):
     if K == 0:
         return 0, xp.zeros((0, P.n), dtype=P.A.dtype, device=P.A.device), relative(P.normA2, P.normA2)
     S = sk.perm[:K]
-    C = xp.take(P.A, S, axis=1)
+    C = be.take(P.A, S, axis=1)
     if tol is None:
         out = _gram_route(P, C, S)
         if out is not None:
@@ -415,7 +415,7 @@ def _optimal(P: Problem, sk: Skeleton, tol):
     if wide:
         # Q^H A is R on the skeleton's own columns: only the other n - K columns go through the
         # product, and only the n - k columns outside the chosen skeleton through the solve
-        R, B = skeleton_r_qhb(be, xp, C, YS, xp.take(P.A, sk.perm[K:], axis=1))  # Q^H A_rest
+        R, B = skeleton_r_qhb(be, xp, C, YS, be.take(P.A, sk.perm[K:], axis=1))  # Q^H A_rest
         kept2 = row_sqnorms(xp, R) + row_sqnorms(xp, B)
     else:
         Q, R = skeleton_qr(be, xp, C, YS)

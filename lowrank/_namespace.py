@@ -46,4 +46,4 @@ def _is_scipy_sparse(A) -> bool:
     return scipy.sparse.issparse(A)
 
 
-__all__ = ["Backend", "resolve"]
+__all__ = ["Backend", "backend_for", "resolve"]

@@ -181,11 +181,11 @@ class BlockRandomPivoting:
             if positive == 0:  # A is exhausted (exactly low rank): fill with remaining columns
                 rest = xp.nonzero(alive)[0][: kmax - k]
                 J, keep = rest, rest.shape[0]
-                Bk = project(be, xp, Q, xp.take(A, J, axis=1))
+                Bk = project(be, xp, Q, be.take(A, J, axis=1))
             else:
                 # a full pool even when fewer columns are wanted: the local QR chooses among them
                 J = sample_block(be, xp, P.rng, d, alive, min(self.pool * b, positive))
-                B = project_known(be, xp, Qs, Rs, xp.take(A, J, axis=1), J)
+                B = project_known(be, xp, Qs, Rs, be.take(A, J, axis=1), J)
                 piv, keep = filter_block(be, xp, B, threshold)
                 if keep == 0:  # every pick was numerically in the span: retire them
                     alive = alive & ~_mask(xp, J, n)
@@ -316,7 +316,7 @@ class SquaredNormSampling:
         if S.shape[0] < k:  # fewer nonzero columns than k: complete with zero columns
             zeros = xp.nonzero(~_mask(xp, S, n))[0][: k - S.shape[0]]
             S = xp.concat([S, zeros])
-        Qk = be.qr(xp.take(A, S, axis=1))[0]
+        Qk = be.qr(be.take(A, S, axis=1))[0]
         R = be.matmul(ctranspose(xp, Qk), A)  # R[:, S] is the skeleton's triangular factor
         resid = P.normA2 - sqnorm(xp, R)
         return _skeleton(P, xp, be, [S], [R], n,

@@ -42,7 +42,9 @@ class IDResult(NamedTuple):
         that of every matrix."""
         xp = array_api_compat.array_namespace(A)
         if A.ndim == 2:
-            return xp.take(A, self.skeleton, axis=self.axis)
+            from ._namespace import backend_for
+
+            return backend_for(xp).take(A, self.skeleton, axis=self.axis)
         m, n = A.shape[-2:]
         k = self.skeleton.shape[-1]
         if self.axis == 1:

@@ -98,7 +98,7 @@ def accept(be, xp, H, dT, floor, u, need):
 
 def gram_columns(be, xp, A, S, F):
     """Residual Gram columns ``A^H A[:, S] - F F[S, :]^H`` (n x len(S)): one GEMM over A."""
-    G = be.matmul(ctranspose(xp, A), xp.take(A, S, axis=1))
+    G = be.matmul(ctranspose(xp, A), be.take(A, S, axis=1))
     if F is not None:
         G = G - be.matmul(F, ctranspose(xp, xp.take(F, S, axis=0)))
     return G
@@ -135,7 +135,7 @@ class RPCholesky:
                 k += chosen[-1].shape[0]
                 break
             T = propose(be, xp, P.rng, xp.where(alive, d, xp.zeros_like(d)), b)
-            AT = xp.take(A, T, axis=1)
+            AT = be.take(A, T, axis=1)
             H = be.matmul(ctranspose(xp, AT), AT)
             if F is not None:
                 FT = xp.take(F, T, axis=0)

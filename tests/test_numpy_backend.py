@@ -218,3 +218,22 @@ def test_sqnorm_is_summed_in_double_precision(dtype, impl):
     exact = float(np.sum(np.abs(a.astype(np.complex128)) ** 2))
     got = BE.sqnorm(a) if impl == "numpy" else Backend.sqnorm(BE, a)
     assert abs(got - exact) <= 4 * np.finfo(dtype).eps * exact, (got - exact) / exact
+
+
+@pytest.mark.parametrize("order", ["C", "F", "strided"])
+@pytest.mark.parametrize("axis", [0, 1])
+def test_take_any_layout(order, axis):
+    """The skeleton gather equals ``np.take`` on every layout (the F-ordered one is served by
+    taking rows of the transpose: np.take would copy the whole matrix to C order first)."""
+    a = np.random.default_rng(0).standard_normal((40, 30))
+    a = {"C": a, "F": np.asfortranarray(a), "strided": a[::2, ::3]}[order]
+    idx = np.array([7, 2, 9, 0])
+    np.testing.assert_array_equal(BE.take(a, idx, axis), np.take(a, idx, axis=axis))
+
+
+def test_row_and_column_ids_do_not_depend_on_the_memory_layout():
+    A = matrix_with_spectrum(60, 50, spectrum("exp", 50), rng=3)
+    for fn in (lowrank.column_id, lowrank.row_id):
+        c, f = fn(A, 10, rng=1), fn(np.asfortranarray(A), 10, rng=1)
+        np.testing.assert_array_equal(c.skeleton, f.skeleton)
+        np.testing.assert_allclose(c.interp, f.interp, rtol=0, atol=1e-10)
