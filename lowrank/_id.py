@@ -49,6 +49,9 @@ class Problem:
     #: Whether a fixed-rank method must keep its sketch for the interpolation solve (the
     #: oversampled solve, or the sketch-preconditioned skeleton QR); else it may factor it in place.
     keep_sketch: bool = True
+    #: Whether a tolerance-mode method must pin down its own rank and estimate exactly: the
+    #: optimal solve reads the rank off exact errors instead where it can (:func:`resolvable`).
+    own_rank: bool = True
 
     @property
     def m(self) -> int:
@@ -284,7 +287,7 @@ def _blocked_lupp(P: Problem, tol: float) -> Skeleton:
         last = bb
 
     factored = k
-    if k and last and est2 <= thr2:
+    if k and last and est2 <= thr2 and P.own_rank:
         k, est2 = _trim_last_block(xp, be, Z, Lt, U12, perm, k - last, k, thr2)
 
     def sketch_T(j):
@@ -359,6 +362,8 @@ def column_id(P: Problem, method, rank, tol, interp):
         P.oversample = fixed_sketch_rows(method, rank, P.oversample, P.m, interp) - rank
         P.keep_sketch = interp == "oversampled" or (interp == "optimal" and P.be.prefers_cholesky_qr)
         return _interpolate(P, method.fixed(P, rank), interp, None)
+    # the optimal solve takes the smallest candidate prefix that meets tol exactly
+    P.own_rank = interp != "optimal" or not resolvable(P.xp, tol, P.A.dtype)
     t = tol
     for _ in range(MAX_RETRIES):
         out = _interpolate(P, method.adaptive(P, t), interp, tol)
@@ -484,13 +489,19 @@ def prefix_rank(xp, err2, total2, tol, k_method, dtype):
     K = err2.shape[0] - 1
     if tol is None:
         k = K
-    elif tol**2 > 64 * eps(xp, dtype):
+    elif resolvable(xp, tol, dtype):
         k = count(xp, err2 > tol**2 * total2)
         if k > K:
             return None
     else:
         k = k_method
     return k, relative_from_difference(float(err2[k]), total2, eps(xp, dtype))
+
+
+def resolvable(xp, tol, dtype) -> bool:
+    """Whether the optimal solve's exact error (a difference of squared norms, rounding-limited)
+    resolves ``tol``: ``tol^2 > 64 eps``. Below that the method's own rank is kept."""
+    return tol**2 > 64 * eps(xp, dtype)
 
 
 def _cumsum0(xp, v):
