@@ -307,11 +307,17 @@ class NumpyBackend(Backend):
         return R
 
     def take(self, a, indices, axis):
+        indices = np.asarray(indices)
+        n = a.shape[axis]
+        if indices.size and (indices.min() < -n or indices.max() >= n):
+            raise IndexError(f"index out of range for axis {axis} with size {n}")
+        # In range, mode="wrap" gives np.take's result by a faster loop (200 columns of a
+        # 2000 x 2000 C array right after a GEMM: 2.22-2.27 against 2.55-2.61 ms).
         if a.ndim == 2 and a.flags.f_contiguous and not a.flags.c_contiguous:
             # np.take first copies a non-C-contiguous array to C order: columns of a 2000 x 2000
             # F-ordered array (row_id of a C array) took 21.9 ms that way against 0.26 ms here
-            return np.take(a.T, indices, axis=1 - axis).T
-        return np.take(a, indices, axis=axis)
+            return np.take(a.T, indices, axis=1 - axis, mode="wrap").T
+        return np.take(a, indices, axis=axis, mode="wrap")
 
     def identity_at(self, x, skeleton):
         if x.ndim == 2:

@@ -227,8 +227,11 @@ def test_take_any_layout(order, axis):
     taking rows of the transpose: np.take would copy the whole matrix to C order first)."""
     a = np.random.default_rng(0).standard_normal((40, 30))
     a = {"C": a, "F": np.asfortranarray(a), "strided": a[::2, ::3]}[order]
-    idx = np.array([7, 2, 9, 0])
+    idx = np.array([7, 2, -1, 0])  # negative indices count from the end, as in np.take
     np.testing.assert_array_equal(BE.take(a, idx, axis), np.take(a, idx, axis=axis))
+    for bad in (np.array([0, a.shape[axis]]), np.array([-a.shape[axis] - 1])):
+        with pytest.raises(IndexError):
+            BE.take(a, bad, axis)
 
 
 def test_row_and_column_ids_do_not_depend_on_the_memory_layout():
