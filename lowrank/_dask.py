@@ -44,7 +44,6 @@ import numpy as np
 
 from . import _cur, _id
 from ._linalg import (
-    DIFFERENCE_ROUNDING,
     as_float64,
     count,
     ctranspose,
@@ -53,6 +52,7 @@ from ._linalg import (
     relative,
     relative_from_difference,
     row_sqnorms,
+    selection_level,
     solve_upper,
     sqnorm,
     tail_sums,
@@ -903,7 +903,7 @@ def _rsvd_adaptive(P, tol, n_iter):
         if total is None:  # first pass: also ||A||_F^2
             Qy, WQ, s2 = _sample_pass(P, Om, norm=True)
             total = resid = P.normA2 = _checked_norm(P, s2)
-            thr = max(tol**2, DIFFERENCE_ROUNDING * eps(xp, D.dtype)) * total
+            thr = selection_level(tol, eps(xp, D.dtype)) * total
             if resid <= thr:
                 break
         else:
@@ -920,8 +920,7 @@ def _rsvd_adaptive(P, tol, n_iter):
         Bs.append(Bi)
         Q = da.concatenate(Qs, axis=1)
         B = xp.concat(Bs, axis=0) if not P.split else da.concatenate(Bs, axis=0)
-        resid -= float(_small(P, dk.row_sqnorms_lazy(Bi)).sum()) if P.split \
-            else float(xp.sum(row_sqnorms(xp, Bi)))
+        resid -= float(_small(P, dk.row_sqnorms_lazy(Bi)).sum()) if P.split else sqnorm(xp, Bi)
         K += b
     if K == 0:
         z = da.zeros((P.m, 0), chunks=(D.chunks[0], (0,)), dtype=D.dtype, meta=dk.empty_like_meta(D, 2))

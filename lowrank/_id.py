@@ -24,6 +24,7 @@ from ._linalg import (
     relative,
     relative_from_difference,
     row_sqnorms,
+    selection_level,
     skeleton_qr,
     skeleton_r_qhb,
     solve_upper,
@@ -490,7 +491,7 @@ def prefix_rank(xp, err2, total2, tol, k_method, dtype):
     if tol is None:
         k = K
     elif resolvable(xp, tol, dtype):
-        k = count(xp, err2 > tol**2 * total2)
+        k = count(xp, err2 > selection_level(tol, eps(xp, dtype)) * total2)
         if k > K:
             return None
     else:

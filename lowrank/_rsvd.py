@@ -7,13 +7,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ._linalg import (
-    DIFFERENCE_ROUNDING,
     count,
     ctranspose,
     eps,
     real_dtype,
     relative,
     relative_from_difference,
+    selection_level,
     sqnorm,
     tail_sums,
 )
@@ -139,10 +139,10 @@ def rsvd_adaptive(P, tol, n_iter):
     xp, be, A = P.xp, P.be, P.A
     kmax = min(P.m, P.n)
     total = P.normA2
-    # The tracked residual ||A||^2 - ||B||^2 is a difference: it cannot resolve errors below its
-    # rounding level, so a tolerance under that level stops there (the error reported is then
-    # that level, an upper bound) instead of running on to full rank.
-    thr = max(tol**2, DIFFERENCE_ROUNDING * eps(xp, A.dtype)) * total
+    # The tracked residual ||A||^2 - ||B||^2 is a difference: its rounding counts against tol, and
+    # a tolerance under that level stops there (the error reported is then that level, an upper
+    # bound) instead of running on to full rank.
+    thr = selection_level(tol, eps(xp, A.dtype)) * total
     resid = total
     Qs, Bs = [], []
     Q = B = None
