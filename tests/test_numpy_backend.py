@@ -240,3 +240,13 @@ def test_row_and_column_ids_do_not_depend_on_the_memory_layout():
         c, f = fn(A, 10, rng=1), fn(np.asfortranarray(A), 10, rng=1)
         np.testing.assert_array_equal(c.skeleton, f.skeleton)
         np.testing.assert_allclose(c.interp, f.interp, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128])
+@pytest.mark.parametrize("l", [5, 600])  # the dense route for F-ordered A, and the sparse product
+def test_sparse_sign_sketch_is_the_same_operator_on_every_layout(dtype, l):
+    A = _operands(dtype, np.random.default_rng(6))(700, 40)
+    c = BE.sparse_sign_sketch(np.random.default_rng(9), l, A, 8)
+    f = BE.sparse_sign_sketch(np.random.default_rng(9), l, np.asfortranarray(A), 8)
+    assert c.dtype == f.dtype == dtype and c.shape == f.shape == (l, 40)
+    assert np.linalg.norm(c - f) <= TOL[dtype] * np.linalg.norm(c)
