@@ -644,7 +644,7 @@ def svd(A, eps_or_k, rand=True, rng=None):
     k, idx, proj, _ = _decompose(op, eps_or_k, rand, gen)
     xp = op.xp
     if isinstance(op, _spectral.ArrayOperator):
-        B = xp.take(op.A, idx[:k], axis=1)
+        B = op.be.take(op.A, idx[:k], axis=1)
     else:  # the skeleton columns, A @ E with E the n x k selection (one block product)
         cols = xp.arange(op.shape[1], dtype=xp.int64)
         B = op.matmat(xp.astype(cols[:, None] == idx[None, :k], op.dtype))
@@ -833,7 +833,7 @@ def _id_to_svd(xp, be, B, idx, proj):
     Q2, R2 = be.qr(Z)
     Um, S, Vmh = be.svd(be.matmul(R1, ctranspose(xp, R2)))
     U = be.matmul(Q1, Um)
-    V = xp.take(be.matmul(Q2, ctranspose(xp, Vmh)), _inverse(xp, idx), axis=0)
+    V = be.take(be.matmul(Q2, ctranspose(xp, Vmh)), _inverse(xp, idx), axis=0)
     return U, S, V
 
 
