@@ -26,10 +26,15 @@ from ._base import Backend
 SQNORM_CHUNK = 1 << 16
 
 
-#: Up to this many rows, a sparse-sign sketch of an F-ordered matrix runs as a dense gemm. Measured
-#: (2000 x 2000, 4000 x 4000, 8000 x 2000; l = 64..512): the sparse product, which copies A to C
-#: order, took 24-29, 176-190 and 119-158 ms; the dense gemm 4.6-26, 19-109 and 20-112 ms.
-SPARSE_AS_DENSE_ROWS = 512
+#: Up to this many rows a sparse-sign sketch runs as a dense gemm of the same operator. Measured,
+#: alternating with it (2000 x 2000, 4000 x 4000, 8000 x 2000, 2000 x 8000; l = 32..192): for
+#: l <= 128 the gemm was faster at every shape (2000 x 2000, l = 64: 7.8 against 14.6 ms; 8000 x
+#: 2000, l = 128: 41.5 against 47.8 ms), at l = 192 not at 8000 x 2000 (56.0 against 52.9 ms).
+SPARSE_AS_DENSE_ROWS = 128
+#: The same for an F-ordered matrix, whose sparse product first copies it to C order. Measured
+#: (2000 x 2000, 4000 x 4000, 8000 x 2000; l = 64..512): the sparse product took 24-29, 176-190
+#: and 119-158 ms; the dense gemm 4.6-26, 19-109 and 20-112 ms.
+SPARSE_AS_DENSE_ROWS_F = 512
 
 
 def _as_fortran_operand(a):
@@ -172,10 +177,10 @@ class NumpyBackend(Backend):
         omega = scipy.sparse.csc_matrix(
             (signs.ravel().astype(A.real.dtype), (rows.ravel(), cols)), shape=(l, m)
         )
-        if A.flags.f_contiguous and not A.flags.c_contiguous and l <= SPARSE_AS_DENSE_ROWS:
-            # SciPy's sparse product first copies an F-ordered A to C order (the row_id of a C
-            # array, or an F-ordered input): the same operator as a dense l x m matrix through
-            # gemm is faster
+        f_ordered = A.flags.f_contiguous and not A.flags.c_contiguous
+        if l <= (SPARSE_AS_DENSE_ROWS_F if f_ordered else SPARSE_AS_DENSE_ROWS):
+            # the same operator as a dense l x m matrix through gemm: SciPy's sparse product
+            # streams A on one thread (and first copies an F-ordered A to C order)
             return self._gemm(1.0, omega.toarray(), A)
         return np.asarray(omega @ A)
 

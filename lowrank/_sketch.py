@@ -16,7 +16,8 @@ def sketch_rows(be, xp, rng, A, l, kind):
     """Return ``Omega @ A`` (l x n).
 
     ``kind`` is ``"gaussian"`` (i.i.d. N(0, 1/l) entries: one GEMM) or ``"sparse_sign"`` (8 entries
-    of +-1/sqrt(8) in each column of Omega: O(8 m n) work, not a GEMM).
+    of +-1/sqrt(8) in each column of Omega: O(8 m n) work as a sparse product; backends may apply
+    the same operator as a dense GEMM where that measured faster, e.g. for few rows).
     """
     if kind == "gaussian":
         return be.gaussian_sketch(rng, l, A)

@@ -243,7 +243,7 @@ def test_row_and_column_ids_do_not_depend_on_the_memory_layout():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128])
-@pytest.mark.parametrize("l", [5, 600])  # the dense route for F-ordered A, and the sparse product
+@pytest.mark.parametrize("l", [5, 300, 600])  # dense gemm, sparse product on C / dense on F, sparse
 def test_sparse_sign_sketch_is_the_same_operator_on_every_layout(dtype, l):
     A = _operands(dtype, np.random.default_rng(6))(700, 40)
     c = BE.sparse_sign_sketch(np.random.default_rng(9), l, A, 8)
