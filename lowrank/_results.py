@@ -6,6 +6,8 @@ from typing import Any, NamedTuple
 
 import array_api_compat
 
+from ._namespace import backend_for
+
 
 class IDResult(NamedTuple):
     """An interpolative decomposition.
@@ -42,8 +44,6 @@ class IDResult(NamedTuple):
         that of every matrix."""
         xp = array_api_compat.array_namespace(A)
         if A.ndim == 2:
-            from ._namespace import backend_for
-
             return backend_for(xp).take(A, self.skeleton, axis=self.axis)
         m, n = A.shape[-2:]
         k = self.skeleton.shape[-1]
