@@ -628,10 +628,10 @@ def test_blockwise_inverse_of_the_lupp_factor(dtype):
 
 def test_float32_tolerance_met_on_a_large_matrix():
     """float32, 2000 x 1000 (2e6 entries), tol = 0.01: ID and rSVD meet tol, and the ID's returned
-    error matches the truth. With ||A||^2 summed in single precision (one BLAS dot, error ~ 1000
-    eps32 relative at 16e6 entries; ~4e-6 here), the tracked ``||A||^2 - ||B||^2 ~ 1e-4 ||A||^2``
-    was off by a few percent and both returned 1.03 tol at 2000 x 2000 (here the old code's ID
-    estimate missed the truth by 1.8%). Bounds: tol plus the
+    error matches the truth. With ||A||^2 summed in single precision (one BLAS dot, off by 5.9e-6
+    relative at 4e6 entries and 5.7e-5 at 16e6, measured), the tracked ``||A||^2 - ||B||^2 ~ 1e-4
+    ||A||^2`` was off by a few percent: the ID and the rSVD returned 1.03 and 1.04 tol at
+    2000 x 2000 (here the old code's ID estimate missed the truth by 1.8%). Bounds: tol plus the
     float32 reconstruction rounding (``recon_floor``); estimate within 1% of the truth (the
     squared error's rounding, 16 eps32 ||A||^2, is 1e-2 of tol^2)."""
     rng = np.random.default_rng(7)
