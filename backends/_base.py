@@ -5,11 +5,19 @@ from __future__ import annotations
 import math
 
 
-def _col_sqnorms(xp, a):
+def col_sqnorms(xp, a):
     """Squared 2-norms of the columns of ``a`` (a real array of a's precision)."""
     if xp.isdtype(a.dtype, "complex floating"):
         return xp.sum(xp.real(a) ** 2 + xp.imag(a) ** 2, axis=0)
     return xp.sum(a * a, axis=0)
+
+
+def sqnorm(xp, a) -> float:
+    """``||a||_F^2`` as a Python float, summed in double precision: the error bookkeeping
+    subtracts such sums from each other, and a single-precision sum of 16e6 squares was off by
+    5.7e-5 relative (480 eps32)."""
+    sq = xp.real(a) ** 2 + xp.imag(a) ** 2 if xp.isdtype(a.dtype, "complex floating") else a * a
+    return float(xp.sum(sq, dtype=xp.float64))
 
 
 def real_dtype(xp, dtype):
@@ -19,8 +27,9 @@ def real_dtype(xp, dtype):
     return xp.float64
 
 
-def _ctranspose(xp, a):
-    """Conjugate transpose of a matrix (a plain transpose for real ``a``)."""
+def ctranspose(xp, a):
+    """Conjugate transpose of a matrix, or of the last two axes of a stack (a plain transpose
+    for real ``a``)."""
     t = xp.matrix_transpose(a)
     return xp.conj(t) if xp.isdtype(a.dtype, "complex floating") else t
 
@@ -84,7 +93,7 @@ class Backend:
         """``(R, Q^H b)`` for the reduced QR ``a = Q R`` of a tall ``a`` (m >= n), without
         forming Q where the library can apply its Householder reflectors directly."""
         Q, R = self.qr(a)
-        return R, self.matmul(_ctranspose(self.xp, Q), b)
+        return R, self.matmul(ctranspose(self.xp, Q), b)
 
     def qr_pivoted(self, a):
         """Column-pivoted QR (geqp3): returns ``R`` (K x n, upper) and ``perm`` with ``a[:, perm] = Q R``."""
@@ -123,7 +132,7 @@ class Backend:
         """``u @ b``, or ``u^H @ b`` if ``conj_transpose``, for a square upper-triangular ``u``
         whose strictly lower part is zero. Backends with a triangular multiply (trmm, half a
         GEMM's flops) may overwrite ``b`` when ``overwrite_b``; this fallback is a GEMM."""
-        return self.matmul(_ctranspose(self.xp, u) if conj_transpose else u, b)
+        return self.matmul(ctranspose(self.xp, u) if conj_transpose else u, b)
 
     def cond_upper(self, r) -> float:
         """An estimate of the condition number of the square upper-triangular ``r`` (LAPACK's
@@ -172,13 +181,8 @@ class Backend:
         return np.asarray(a)
 
     def sqnorm(self, a) -> float:
-        """``||a||_F^2`` as a Python float, summed in double precision: the error bookkeeping
-        subtracts such sums from each other, and a single-precision sum of 16e6 squares was off by
-        5.7e-5 relative (480 eps32)."""
-        xp = self.xp
-        if xp.isdtype(a.dtype, "complex floating"):
-            return float(xp.sum(xp.real(a) ** 2 + xp.imag(a) ** 2, dtype=xp.float64))
-        return float(xp.sum(a * a, dtype=xp.float64))
+        """``||a||_F^2`` as a Python float, summed in double precision (:func:`sqnorm`)."""
+        return sqnorm(self.xp, a)
 
     # -- the per-block seams of the algorithms (generic defaults; the CuPy backend fuses them) ----
     def downdate_norms(self, d, R, alive):
@@ -187,7 +191,7 @@ class Backend:
         the others (RBRP's downdate, ALGORITHMS.md section 4, step 7). ``d`` is real, of R's
         precision; returns a new array."""
         xp = self.xp
-        return xp.where(alive, xp.clip(d - _col_sqnorms(xp, R), min=0.0), xp.zeros_like(d))
+        return xp.where(alive, xp.clip(d - col_sqnorms(xp, R), min=0.0), xp.zeros_like(d))
 
     def residual_col_sqnorms(self, M, S, rest, X):
         """``||M[:, rest[j]] - M[:, S] @ X[:, j]||^2`` for every j (X is len(S) x len(rest)): the
@@ -196,7 +200,7 @@ class Backend:
         precision. This default forms the residual; the CuPy backend never does."""
         xp = self.xp
         R = xp.take(M, rest, axis=1) - self.matmul(xp.take(M, S, axis=1), X)
-        return _col_sqnorms(xp, R)
+        return col_sqnorms(xp, R)
 
     def batched_lupp(self, Y, k):
         """Pivot search of many small sketches: for each matrix of the stack ``Y`` (..., l, n),

@@ -19,7 +19,7 @@ from scipy.linalg import qr as _scipy_qr
 from scipy.linalg import solve_triangular as _scipy_solve_triangular
 from scipy.linalg import svd as _scipy_svd
 
-from ._base import Backend
+from ._base import Backend, ctranspose
 
 #: Entries per BLAS dot in :meth:`NumpyBackend.sqnorm` (2**16 measured 1e-8 relative error in
 #: float32, 2**18 9e-8; fewer entries cost Python overhead: 2**12 took 4.7 against 2.8 ms).
@@ -85,10 +85,6 @@ QR_BLOCK = 128
 #: 11/6 and runs it slower): 210 x 2000 27 against 60 ms, 510 x 2000 79 against 176 ms,
 #: 1000 x 2000 375 against 514 ms, 1500 x 2000 1040 against 1120 ms; 60 x 2000 7 against 22 ms.
 SVD_QR_ASPECT = 1.5
-
-
-def _ct(a):
-    return a.conj().T if a.dtype.kind == "c" else a.T
 
 
 def _svd_lapack(a):
@@ -368,7 +364,7 @@ class NumpyBackend(Backend):
                 Q, R = self.qr(a)
                 Ur, S, Vh = _svd_lapack(R)
                 return self.matmul(Q, Ur), S, Vh
-            Q, R = self.qr(_ct(a))  # a^H = Q R, so a = R^H Q^H
-            Ur, S, Vrh = _svd_lapack(_ct(R))
-            return Ur, S, self.matmul(Vrh, _ct(Q))
+            Q, R = self.qr(ctranspose(np_compat, a))  # a^H = Q R, so a = R^H Q^H
+            Ur, S, Vrh = _svd_lapack(ctranspose(np_compat, R))
+            return Ur, S, self.matmul(Vrh, ctranspose(np_compat, Q))
         return _svd_lapack(a)

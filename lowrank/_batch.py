@@ -32,7 +32,7 @@ import math
 import numpy as np
 
 from ._id import METHODS, fixed_sketch_rows
-from ._linalg import DIFFERENCE_ROUNDING, eps, real_dtype
+from ._linalg import DIFFERENCE_ROUNDING, ctranspose, eps, real_dtype
 from ._results import CURResult, IDResult, SVDResult
 
 #: Interpolations and methods the vectorized column ID handles.
@@ -99,13 +99,7 @@ def _solve_upper(be, xp, R, B):
     keep = S > k * eps(xp, R.dtype) * smax
     inv = xp.where(keep, 1.0 / xp.where(keep, S, xp.ones_like(S)), xp.zeros_like(S))
     inv = xp.astype(inv, R.dtype)
-    return be.matmul(_ct(xp, Vh), inv[..., :, None] * be.matmul(_ct(xp, U), B))
-
-
-def _ct(xp, a):
-    """Conjugate transpose of the last two axes."""
-    t = xp.matrix_transpose(a)
-    return xp.conj(t) if xp.isdtype(a.dtype, "complex floating") else t
+    return be.matmul(ctranspose(xp, Vh), inv[..., :, None] * be.matmul(ctranspose(xp, U), B))
 
 
 def _gaussian(be, xp, rng, shape, dtype, device, scale=1.0):
@@ -135,7 +129,7 @@ def column_id_chunk(xp, be, rng, A, k, method, interp, oversample):
     else:
         basis, target = _gather_columns(xp, Y, S), Y  # X = Y_S^+ Y (least squares on the sketch)
     Q, R = be.qr(basis)
-    Bq = be.matmul(_ct(xp, Q), target)  # (b, k, n)
+    Bq = be.matmul(ctranspose(xp, Q), target)  # (b, k, n)
     X = be.identity_at(_solve_upper(be, xp, R, Bq), S)
     total = stack_sqnorms(xp, be, A)
     err2 = total - stack_sqnorms(xp, be, Bq) if interp == "optimal" else None
@@ -149,10 +143,10 @@ def rsvd_chunk(xp, be, rng, A, k, n_iter, oversample):
     Y = be.matmul(A, _gaussian(be, xp, rng, (n, l), A.dtype, A.device))
     for _ in range(n_iter):
         Q = be.qr(Y)[0]
-        Z = be.qr(_ct(xp, be.matmul(_ct(xp, Q), A)))[0]  # orthonormal basis of A^H Q
+        Z = be.qr(ctranspose(xp, be.matmul(ctranspose(xp, Q), A)))[0]  # orthonormal basis of A^H Q
         Y = be.matmul(A, Z)
     Q = be.qr(Y)[0]
-    B = be.matmul(_ct(xp, Q), A)
+    B = be.matmul(ctranspose(xp, Q), A)
     Ub, S, Vh = be.svd(B)
     U = be.matmul(Q, Ub[..., :k])
     S, Vh = S[..., :k], Vh[..., :k, :]

@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import math
 
-from .backends._base import real_dtype  # noqa: F401  (re-exported for the algorithms)
+# one definition each, shared with the backends (re-exported for the algorithms)
+from .backends._base import col_sqnorms, ctranspose, real_dtype, sqnorm  # noqa: F401
 
 
 def eps(xp, dtype) -> float:
     return float(xp.finfo(real_dtype(xp, dtype)).eps)
-
-
-def sqnorm(xp, a) -> float:
-    """Squared Frobenius norm, as a Python float, summed in double precision (see
-    :func:`as_float64`)."""
-    sq = xp.real(a * xp.conj(a)) if xp.isdtype(a.dtype, "complex floating") else a * a
-    return float(xp.sum(sq, dtype=xp.float64))
 
 
 def as_float64(xp, v):
@@ -26,21 +20,9 @@ def as_float64(xp, v):
     return xp.astype(v, xp.float64) if v.dtype != xp.float64 else v
 
 
-def col_sqnorms(xp, a):
-    """Squared 2-norms of the columns of ``a`` (real array)."""
-    if xp.isdtype(a.dtype, "complex floating"):
-        return xp.sum(xp.real(a) ** 2 + xp.imag(a) ** 2, axis=0)
-    return xp.sum(a * a, axis=0)
-
-
 def row_sqnorms(xp, a):
     """Squared 2-norms of the rows of ``a`` (real array)."""
     return col_sqnorms(xp, a.T)
-
-
-def ctranspose(xp, a):
-    """Conjugate transpose of a matrix (a view for real input)."""
-    return xp.conj(a).T if xp.isdtype(a.dtype, "complex floating") else a.T
 
 
 def is_regular_upper(xp, R) -> bool:
