@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._linalg import ctranspose
-from ._spectral import ArrayOperator, DifferenceOperator, spectral_norm
+from ._spectral import DifferenceOperator, spectral_norm
 
 #: Default number of power steps of the 2-norm estimates (each one product with A, one with A^H).
 N_POWER = 8
@@ -111,7 +111,7 @@ def residual_norm2(P, U, S, Vh, n_power, rng) -> float:
     ``2 n_power + 1`` block products with A or A^H (4 vectors each) plus the small factors."""
     xp, be = P.xp, P.be
     US = U * xp.astype(S, U.dtype)[None, :]
-    op = DifferenceOperator(ArrayOperator(xp, be, P.A), _LowRank(xp, be, US, Vh))
+    op = DifferenceOperator(P.op, _LowRank(xp, be, US, Vh))
     return spectral_norm(op, n_power, rng)
 
 
@@ -367,7 +367,7 @@ def angle_bounds(P, basis, k, q, normEF, n_power, rng):
     sm = model_spectrum(s_hat / scale, r, basis.range_sq / scale**2, k, q, rng)
     left_est = spectrum_estimate(sm, k, l, 2 * q + 1, rng)
     right_est = spectrum_estimate(sm, k, l, 2 * q + 2, rng)
-    opA = ArrayOperator(xp, be, P.A)
+    opA = P.op
     left_res = DifferenceOperator(opA, _LowRank(xp, be, Q, B))  # (I - Q Q^H) A
     right_res = _RightResidual(opA, ctranspose(xp, Vbh))  # A (I - V V^H)
     factor = safety_factor(n_power, r)

@@ -7,8 +7,10 @@ import math
 import numpy as np
 
 from . import _angles, _batch, _cur, _id, _rsvd, _spectral
-from ._linalg import eps, relative_from_difference
+from ._contract import check_tol, prepare
+from ._linalg import relative_from_difference
 from ._namespace import resolve
+from ._operand import DenseOperand
 from ._results import AngleBounds, CURResult, IDResult, SVDResult
 from ._sketch import SKETCHES
 from ._validation import (
@@ -26,17 +28,26 @@ __all__ = ["column_id", "row_id", "cur", "rsvd", "estimate_spectral_norm", "esti
 def _problem(A, rank, tol, *, sketch="gaussian", oversample=10, block_size=64, rng=None,
              check_finite=True, transpose=False, resolved=None):
     """Validate the common arguments and build the column-ID problem (on ``A.T`` for rows).
-    ``resolved`` is ``resolve(A)`` when the caller has it already."""
+    ``resolved`` is ``resolve(A)`` when the caller has it already.
+
+    The front door of the contract (:mod:`lowrank._contract`): ``||A||_F^2`` in one pass, NaN/Inf
+    refused, and A scaled by a power of two into the safe range where its norm is not."""
     xp, be, A = resolved or resolve(A)
     A = as_floating_matrix(xp, A)
     rank, tol = rank_or_tol(rank, tol, *A.shape)
+    check_tol(tol, xp, A.dtype)
     choice(sketch, "sketch", SKETCHES)
+    source = DenseOperand(xp, be, A)
+    op, scale = source, 1.0
+    if not _distributed(be):  # a distributed backend takes the norm in its first pass
+        op, scale, normA2 = prepare(source, check_finite)
     P = _id.Problem(
-        xp, be, A.T if transpose else A, be.make_rng(rng), sketch,
+        xp, be, op.T if transpose else op, be.make_rng(rng), sketch,
         as_int(oversample, "oversample", low=0), as_int(block_size, "block_size", low=1),
+        scale=scale, source=source.T if transpose else source,
     )
-    if check_finite and not _distributed(be):  # a distributed backend checks in its first pass
-        P.normA2 = finite_sqnorm(xp, be, A)
+    if not _distributed(be):
+        P.normA2 = normA2
     return P, rank, tol
 
 
@@ -191,7 +202,8 @@ def _interpolative(A, rank, tol, method, interp, *, axis, **options):
         skeleton, X, k, error = _dask.column_id(P, method, rank, tol, interp,
                                                 options.get("check_finite", True))
     else:
-        skeleton, X, k, error = _id.column_id(P, method, rank, tol, interp)
+        perm, X, k, error = _id.column_id(P, method, rank, tol, interp)
+        skeleton = perm[:k]
     return IDResult(skeleton, X if axis == 1 else X.T, k, error, axis)
 
 
@@ -292,16 +304,22 @@ def cur(A, rank=None, *, tol=None, method="lupp", core="optimal", sketch="gaussi
         from . import _dask
 
         return CURResult(*_dask.cur(P, meth, core, rank, tol, check_finite))
-    X = None
-    if tol is not None or core == "id":
-        cols, X, k, _ = _id.column_id(P, meth, rank, tol, "optimal")
+    if tol is not None:
+        cols, rows, k, C, R, U, error = _cur.tolerance(P, meth, core, tol)
     else:
-        k = rank
-        cols = meth.fixed(P, k).perm[:k]
-    C = P.be.take(P.A, cols, axis=1)
-    rows = _cur.select_rows(P, C, k, meth.name)
-    R = P.be.take(P.A, rows, axis=0)
-    U, error = _cur.core_matrix(P, C, R, rows, cols, core, X)
+        X = None
+        if core == "id":
+            perm, X, k, _ = _id.column_id(P, meth, rank, None, "optimal")
+            cols = perm[:k]
+        else:
+            k = rank
+            cols = meth.fixed(P, k).perm[:k]
+        C = P.op.columns(cols)
+        rows = _cur.select_rows(P, C, k, meth.name)
+        R = P.op.rows(rows)
+        U, error = _cur.core_matrix(P, C, R, rows, cols, core, X)
+    if P.scale != 1.0:  # the skeleton matrices of A as given, the core unscaled
+        C, R, U = P.source.take(cols, axis=1), P.source.take(rows, axis=0), U * P.scale
     return CURResult(C, U, R, cols, rows, k, error)
 
 
@@ -438,8 +456,10 @@ def rsvd(A, rank=None, *, tol=None, n_iter=2, oversample=10, block_size=64, rng=
             bounds = AngleBounds(z, z, z, z, z, z, _angles.safety_factor(n_power, 1))
         else:
             normEF = math.sqrt(P.normA2) * relative_from_difference(
-                basis.range_sq, P.normA2, eps(P.xp, P.A.dtype))
+                basis.range_sq, P.normA2, P.eps)
             bounds = _angles.angle_bounds(P, basis, k, n_iter, normEF, n_power, P.rng)
+    if P.scale != 1.0:  # singular values of A as given (the angles are scale-free)
+        S = S / P.scale
     return SVDResult(U, S, Vh, k, error, error_2, bounds)
 
 
@@ -459,14 +479,15 @@ def _as_bool(value, name):
 
 
 def _operator(A, rng):
-    """Resolve the namespace once, validate A (floating, 2-D, non-empty, finite) and wrap it."""
+    """Resolve the namespace once, validate A (floating, 2-D, non-empty, finite), wrap it and
+    scale it into the safe range: ``(operand, scale, generator)``."""
     xp, be, A = resolve(A)
     if _distributed(be):
         raise TypeError("A: estimate_spectral_norm and estimate_rank do not take Dask arrays yet")
     A = as_floating_matrix(xp, A)
     gen = be.make_rng(rng)
-    finite_sqnorm(xp, be, A)
-    return _spectral.ArrayOperator(xp, be, A), gen
+    op, scale, _ = prepare(DenseOperand(xp, be, A))
+    return op, scale, gen
 
 
 def estimate_spectral_norm(A, *, n_iter=20, rng=None) -> float:
@@ -513,8 +534,8 @@ def estimate_spectral_norm(A, *, n_iter=20, rng=None) -> float:
     True
     """
     n_iter = as_int(n_iter, "n_iter", low=0)
-    op, gen = _operator(A, rng)
-    return _spectral.spectral_norm(op, n_iter, gen)
+    op, scale, gen = _operator(A, rng)
+    return _spectral.spectral_norm(op, n_iter, gen) / scale
 
 
 def estimate_rank(A, tol, *, rng=None) -> int:
@@ -560,5 +581,5 @@ def estimate_rank(A, tol, *, rng=None) -> int:
     6
     """
     tol = as_tol(tol, "tol")
-    op, gen = _operator(A, rng)
+    op, _, gen = _operator(A, rng)
     return _spectral.numerical_rank(op, tol, gen)

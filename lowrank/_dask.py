@@ -141,7 +141,7 @@ class DaskProblem(_id.Problem):
         return dk.sketch(self.D, l, self.rng, self.sketch, SPARSE_SIGN_NNZ)
 
     def zeros(self, shape):
-        return self.xp.zeros(shape, dtype=self.D.dtype, device=self.A.device)
+        return self.xp.zeros(shape, dtype=self.D.dtype, device=self.device)
 
 
 def problem(P, check_finite) -> DaskProblem:
@@ -149,7 +149,7 @@ def problem(P, check_finite) -> DaskProblem:
 
     A's graph is optimized once here (:func:`lowrank.backends.dask.freeze`); every computation of
     the call then submits it as it is."""
-    D = dk.freeze(P.A)
+    D = dk.freeze(P.op.A)
     xp, be = dk.chunk_library(D)
     import array_api_compat
 
@@ -240,7 +240,7 @@ def _optimal(P: DaskProblem, cand, k_method, tol):
     if P.split:
         X = _lazy_interp(P, B[:k, :], cand[:k], "upper", (R[:k, :k], None))
     else:
-        S = xp.asarray(cand[:k], device=P.A.device)
+        S = xp.asarray(cand[:k], device=P.device)
         X = be.identity_at(solve_upper(be, xp, R[:k, :k], B[:k, :]), S)
     return k, X, error
 
@@ -285,7 +285,7 @@ def _projection(P: DaskProblem, S, tol):
             G = xp.asarray(dk.gather(M[:, S])[0])
         else:
             M = dk.gather(M)[0]
-            G = xp.take(M, xp.asarray(S, device=P.A.device), axis=1)
+            G = xp.take(M, xp.asarray(S, device=P.device), axis=1)
         R = be.cholesky(G)
         if R is not None:
             if P.split:
@@ -547,7 +547,7 @@ def _blocked_split(P: DaskProblem, tol) -> _Blocked:
 
     xp, be = P.xp, P.be
     kmax, b = min(P.m, P.n), P.block_size
-    dtype, dev = P.D.dtype, P.A.device
+    dtype, dev = P.D.dtype, P.device
     first = None if "normA2" in P.__dict__ else P.first_pass(b, keep=True)
     thr2 = tol**2 * P.normA2
     S = np.zeros(0, dtype=np.int64)
@@ -651,11 +651,11 @@ def _core(P, C, R, cols, rows, core, X):
     xp, be, D = P.xp, P.be, P.D
     k = C.shape[1]
     if k == 0:
-        return xp.zeros((0, 0), dtype=D.dtype, device=P.A.device), relative(P.normA2, P.normA2)
+        return xp.zeros((0, 0), dtype=D.dtype, device=P.device), relative(P.normA2, P.normA2)
     cut = math.sqrt(eps(xp, D.dtype))
     if core == "cross":
         W = xp.asarray(dk.gather(R[:, cols])[0])
-        return pinv_apply(be, xp, W, xp.eye(k, dtype=D.dtype, device=P.A.device), cut), None
+        return pinv_apply(be, xp, W, xp.eye(k, dtype=D.dtype, device=P.device), cut), None
     Qr, Rr = dk.tsqr(_ct(R))
     if core == "optimal":
         Qc, Rc = dk.tsqr(C)
@@ -927,7 +927,7 @@ def _rsvd_adaptive(P, tol, n_iter):
         vh = _empty_interp(P)
         from ._linalg import real_dtype
 
-        return z, xp.zeros(0, dtype=real_dtype(xp, D.dtype), device=P.A.device), vh, 0, \
+        return z, xp.zeros(0, dtype=real_dtype(xp, D.dtype), device=P.device), vh, 0, \
             relative(resid, total)
     Ub, S, Vh = _svd_of_wide(P, B)
     tail = tail_sums(xp, S * S)

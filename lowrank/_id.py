@@ -18,11 +18,13 @@ from typing import Any
 from ._linalg import (
     as_float64,
     assemble_interp,
+    certified,
     count,
     ctranspose,
     eps,
     relative,
     relative_from_difference,
+    resolution_level,
     row_sqnorms,
     selection_level,
     skeleton_qr,
@@ -31,18 +33,19 @@ from ._linalg import (
     sqnorm,
     tail_sums,
 )
-from ._sketch import sketch_rows
 
 INTERPS = ("sketch", "oversampled", "optimal")
 
 
 @dataclass
 class Problem:
-    """One column-ID problem: the matrix, its namespace and backend, and the options."""
+    """One column-ID problem: the matrix (an operand, :mod:`lowrank._operand`), its namespace and
+    backend, and the options. The front door has scaled the operand into the safe range and set
+    ``normA2`` (:func:`lowrank._contract.prepare`)."""
 
     xp: Any
     be: Any
-    A: Any
+    op: Any
     rng: Any
     sketch: str = "gaussian"
     oversample: int = 10
@@ -50,25 +53,57 @@ class Problem:
     #: Whether a fixed-rank method must keep its sketch for the interpolation solve (the
     #: oversampled solve, or the sketch-preconditioned skeleton QR); else it may factor it in place.
     keep_sketch: bool = True
-    #: Whether a tolerance-mode method must pin down its own rank and estimate exactly: the
-    #: optimal solve reads the rank off exact errors instead where it can (:func:`resolvable`).
+    #: Whether a tolerance-mode method must pin down its own rank and estimate: with the optimal
+    #: interpolation the solve reads the rank off exact errors instead.
     own_rank: bool = True
+    #: The power of two the front door scaled A by (outputs with units are unscaled by it), and
+    #: the operand of A as the caller gave it (for the skeleton matrices returned).
+    scale: float = 1.0
+    source: Any = None
 
     @property
     def m(self) -> int:
-        return self.A.shape[0]
+        return self.op.shape[0]
 
     @property
     def n(self) -> int:
-        return self.A.shape[1]
+        return self.op.shape[1]
+
+    @property
+    def dtype(self):
+        return self.op.dtype
+
+    @property
+    def device(self):
+        return self.op.device
+
+    @property
+    def eps(self) -> float:
+        return eps(self.xp, self.op.dtype)
 
     @cached_property
     def normA2(self) -> float:
         """``||A||_F^2`` (one pass over A, computed once, only when needed)."""
-        return self.be.sqnorm(self.A)
+        return self.op.sqnorm()
 
     def sketch_rows(self, l):
-        return sketch_rows(self.be, self.xp, self.rng, self.A, l, self.sketch)
+        return self.op.sketch_rows(self.rng, l, self.sketch)
+
+    def transposed(self) -> Problem:
+        """The problem of ``A.T`` (a row ID as a column ID), same options and generator."""
+        P = Problem(self.xp, self.be, self.op.T, self.rng, self.sketch, self.oversample,
+                    self.block_size)
+        P.normA2 = self.normA2
+        return P
+
+    def certified(self, err2, exact_sq) -> float:
+        """The relative error from a squared error ``err2`` of the bookkeeping, or from
+        ``exact_sq()`` where the bookkeeping cannot resolve it (:func:`lowrank._linalg.certified`)."""
+        return certified(err2, self.normA2, self.eps, exact_sq)
+
+    def id_error(self, S, X, err2) -> float:
+        """The certified relative error of the column ID ``A ~ A[:, S] @ X``."""
+        return self.certified(err2, lambda: self.op.residual_sqnorm(self.op.columns(S), X))
 
 
 @dataclass
@@ -195,7 +230,7 @@ class PivotedQR:
     sketching = False
 
     def _skeleton(self, P):
-        R, perm = P.be.qr_pivoted(P.A)
+        R, perm = P.be.qr_pivoted(P.op.dense())
         tails = tail_sums(P.xp, row_sqnorms(P.xp, R))
 
         def sketch_T(j):
@@ -242,9 +277,9 @@ def _blocked_lupp(P: Problem, tol: float) -> Skeleton:
     permutation of it is ever copied and its leading rows ``Lt[:k, :]`` are contiguous in memory;
     ``L11`` (the pivots' rows of L, pivot order) serves the triangular solves.
     """
-    xp, be, A = P.xp, P.be, P.A
+    xp, be = P.xp, P.be
     n, kmax, b = P.n, min(P.m, P.n), P.block_size
-    dtype, dev = A.dtype, A.device
+    dtype, dev = P.dtype, P.device
     thr2 = tol**2 * P.normA2
     perm = xp.arange(n, device=dev)
     cap = min(kmax, 2 * b)
@@ -358,36 +393,59 @@ def fixed_sketch_rows(method, k, oversample, m, interp) -> int:
 
 
 def column_id(P: Problem, method, rank, tol, interp):
-    """Skeleton, k x n interpolation matrix, rank and relative error estimate of a column ID."""
+    """``(perm, X, k, error)``: the pivot order (skeleton ``perm[:k]`` first), the k x n
+    interpolation matrix, the rank and the relative error of a column ID (the contract of
+    :mod:`lowrank._contract`)."""
     if tol is None:
         P.oversample = fixed_sketch_rows(method, rank, P.oversample, P.m, interp) - rank
         P.keep_sketch = interp == "oversampled" or (interp == "optimal" and P.be.prefers_cholesky_qr)
         return _interpolate(P, method.fixed(P, rank), interp, None)
-    # the optimal solve takes the smallest candidate prefix that meets tol exactly
-    P.own_rank = interp != "optimal" or not resolvable(P.xp, tol, P.A.dtype)
+    # the optimal solve takes the smallest candidate prefix that meets tol from exact errors
+    P.own_rank = interp != "optimal"
     t = tol
     for _ in range(MAX_RETRIES):
         out = _interpolate(P, method.adaptive(P, t), interp, tol)
         if out is not None:
             return out
         t /= 2  # rare: the method's estimate was optimistic; select again, more strictly
-    return _interpolate(P, method.adaptive(P, t), interp, None)
+    return _full_rank(P, method, interp, tol)
+
+
+def _full_rank(P: Problem, method, interp, tol):
+    """The last resort of tolerance mode, after :data:`MAX_RETRIES` selections missed ``tol``:
+    the method's skeleton at the largest rank, ``min(m, n)``, whose error is then only rounding;
+    a ``ValueError`` if even that misses ``tol`` (never a missed tol returned quietly)."""
+    P.keep_sketch = True
+    out = _interpolate(P, method.fixed(P, min(P.m, P.n)), interp, None)
+    if out[3] is not None and out[3] > tol:
+        raise ValueError(f"could not certify tol={tol:g}: even the full-rank ID errs by "
+                         f"{out[3]:.3g} in this precision; use a larger tol")
+    return out
 
 
 def _interpolate(P: Problem, sk: Skeleton, interp: str, tol):
+    """``(perm, X, k, error)`` of the method's skeleton ``sk`` (the skeleton is ``perm[:k]``, the
+    rest of ``perm`` the method's further candidates in order); in tolerance mode None when the
+    certified error misses ``tol`` (the caller selects again, more strictly)."""
     xp = P.xp
     if interp == "optimal" and not sk.exact:
         res = _optimal(P, sk, tol)
         if res is None:
             return None
         k, X, error = res
-        return sk.perm[:k], X, k, error
+        return sk.perm, X, k, error
     k = sk.k
-    if sk.exact or interp == "sketch":
+    if sk.exact:  # a partial QR of A itself: its own interpolation is the optimal one
+        X = assemble_interp(xp, sk.perm, k, sk.sketch_T(k), P.dtype)
+        error = P.id_error(sk.perm[:k], X, sk.estimate**2 * P.normA2)
+        if tol is not None and error > tol:
+            return None
+        return sk.perm, X, k, error
+    if interp == "sketch":
         T, error = sk.sketch_T(k), sk.estimate
     else:
         T, error = _oversampled(P, sk.Y, sk.perm, k), None
-    return sk.perm[:k], assemble_interp(xp, sk.perm, k, T, P.A.dtype), k, error
+    return sk.perm, assemble_interp(xp, sk.perm, k, T, P.dtype), k, error
 
 
 def _oversampled(P, Y, perm, k):
@@ -400,42 +458,64 @@ def _oversampled(P, Y, perm, k):
 def _optimal(P: Problem, sk: Skeleton, tol):
     """``T = A_S^+ A_rest`` by a QR of the skeleton (one more pass over A), with its exact error.
 
-    With ``A[:, S] = Q R`` and ``B = Q^H A``, the squared error of the first j pivots is
-    ``||A||_F^2 - sum_{t < j} ||B[t, :]||^2`` (exact up to rounding of order eps ||A||_F^2). In
-    tolerance mode the smallest prefix of the candidates meeting ``tol`` is taken (None if even all
-    candidates miss it). Below ``tol^2 ~ 64 eps`` that difference cannot resolve the error, and the
-    method's own rank and estimate are kept. Fixed rank tries :func:`_gram_route` first.
+    With ``A[:, S] = Q R`` over the K candidates and ``B = Q^H A``, the squared error of the first
+    j pivots is ``||A - Q_j B_j||_F^2``, which equals
+
+    - ``||A||_F^2 - sum_{t < j} ||B[t, :]||^2``: a difference, exact to about
+      ``DIFFERENCE_ROUNDING * eps * ||A||_F^2``, so it resolves errors down to
+      :func:`~lowrank._linalg.resolution_level` only;
+    - ``||A - Q B||_F^2 + sum_{t >= j} ||B[t, :]||^2``: sums of positive terms once the residual of
+      all K candidates is known (one more pass over A), so it resolves any error.
+
+    Fixed rank takes all K candidates (through :func:`_gram_route` where it applies). Tolerance
+    mode takes the shortest prefix meeting ``tol``: from the difference while ``tol`` is above
+    its resolution, else from the residual and the tail sums; None if even all K miss it. The
+    error returned is certified on the factors themselves (:meth:`Problem.id_error`); should
+    rounding of X put a prefix over ``tol``, the next one is taken.
     """
-    xp, be = P.xp, P.be
+    xp, be, op = P.xp, P.be, P.op
     K = sk.candidates
     if K == 0:
-        return 0, xp.zeros((0, P.n), dtype=P.A.dtype, device=P.A.device), relative(P.normA2, P.normA2)
+        return 0, xp.zeros((0, P.n), dtype=P.dtype, device=P.device), relative(P.normA2, P.normA2)
     S = sk.perm[:K]
-    C = be.take(P.A, S, axis=1)
+    C = op.columns(S)
     if tol is None:
         out = _gram_route(P, C, S)
         if out is not None:
             return out
     YS = None if sk.Y is None else xp.take(sk.Y, S, axis=1)
-    wide = WIDE_SKELETON * K >= P.n
+    exact_tails = tol is not None and tol**2 < resolution_level(P.eps)
+    wide = WIDE_SKELETON * K >= P.n and op.cheap_columns and not exact_tails
     if wide:
         # Q^H A is R on the skeleton's own columns: only the other n - K columns go through the
         # product, and only the n - k columns outside the chosen skeleton through the solve
-        R, B = skeleton_r_qhb(be, xp, C, YS, be.take(P.A, sk.perm[K:], axis=1))  # Q^H A_rest
+        R, B = skeleton_r_qhb(be, xp, C, YS, op.columns(sk.perm[K:]))  # Q^H A_rest
         kept2 = row_sqnorms(xp, R) + row_sqnorms(xp, B)
     else:
         Q, R = skeleton_qr(be, xp, C, YS)
-        B = be.matmul(ctranspose(xp, Q), P.A)  # K x n; B[:, S] = R
+        B = op.left_matmat(ctranspose(xp, Q))  # K x n; B[:, S] = R
         kept2 = row_sqnorms(xp, B)
-    err2 = P.normA2 - _cumsum0(xp, kept2)  # K + 1 values, non-increasing
-    chosen = prefix_rank(xp, err2, P.normA2, tol, sk.k, P.A.dtype)
-    if chosen is None:
+    if exact_tails:
+        err2 = op.residual_sqnorm(Q, B) + tail_sums(xp, kept2)
+        level = tol**2 * P.normA2
+    else:
+        err2 = P.normA2 - _cumsum0(xp, kept2)  # K + 1 values, non-increasing
+        level = None if tol is None else selection_level(tol, P.eps) * P.normA2
+    k = K if tol is None else count(xp, err2 > level)
+    if k > K:
         return None
-    k, error = chosen
-    if not wide:
-        return k, be.identity_at(solve_upper(be, xp, R[:k, :k], B[:k, :]), S[:k]), error
-    T = solve_upper(be, xp, R[:k, :k], xp.concat([R[:k, k:], B[:k, :]], axis=1))  # perm[k:]
-    return k, assemble_interp(xp, sk.perm, k, T, P.A.dtype), error
+    while True:
+        if wide:
+            T = solve_upper(be, xp, R[:k, :k], xp.concat([R[:k, k:], B[:k, :]], axis=1))
+            X = assemble_interp(xp, sk.perm, k, T, P.dtype)  # T on perm[k:]
+        else:
+            X = be.identity_at(solve_upper(be, xp, R[:k, :k], B[:k, :]), S[:k])
+        error = P.certified(float(err2[k]), lambda: op.residual_sqnorm(C[:, :k], X))  # noqa: B023
+        if tol is None or error <= tol:
+            return k, X, error
+        if k == K:
+            return None
+        k += 1  # rounding of X put this prefix over tol: the next candidate too
 
 
 #: A skeleton of K columns with ``WIDE_SKELETON * K >= n`` takes the optimal solve's product and
@@ -468,25 +548,25 @@ def _gram_route(P: Problem, C, S):
     2000 x 2000, k = 200 (exp10): this saves the CholeskyQR2 chain and one of two k x n
     triangular solves, about 12 ms of 50.
     """
-    xp, be, A = P.xp, P.be, P.A
-    M = be.matmul(ctranspose(xp, C), A)
+    xp, be, op = P.xp, P.be, P.op
+    M = op.left_matmat(ctranspose(xp, C))
     R = be.cholesky(xp.take(M, S, axis=1))
     if R is None:
         return None
     Rinv = be.solve_triangular(R, xp.eye(R.shape[0], dtype=R.dtype, device=R.device), lower=False)
     B = be.upper_matmul(Rinv, M, conj_transpose=True, overwrite_b=True)  # M is not needed again
     err2 = P.normA2 - be.sqnorm(B)
-    if GRAM_SAFETY * eps(xp, A.dtype) * be.cond_upper(R) * P.normA2 > err2:
+    if GRAM_SAFETY * P.eps * be.cond_upper(R) * P.normA2 > err2:
         return None
     X = be.identity_at(be.upper_matmul(Rinv, B, overwrite_b=True), S)
-    return S.shape[0], X, relative_from_difference(err2, P.normA2, eps(xp, A.dtype))
+    return S.shape[0], X, P.certified(err2, lambda: op.residual_sqnorm(C, X))
 
 
 def prefix_rank(xp, err2, total2, tol, k_method, dtype):
     """``(k, relative error)`` from the squared errors ``err2`` (K + 1 values) of the prefixes of
     K candidates: K in fixed rank (``tol`` None), else the shortest prefix meeting ``tol`` (None if
     even all K miss it). Below ``tol^2 ~ 64 eps`` the differences cannot resolve the error, and the
-    method's own rank ``k_method`` is kept."""
+    method's own rank ``k_method`` is kept. (The Dask path's rule.)"""
     K = err2.shape[0] - 1
     if tol is None:
         k = K
@@ -500,8 +580,8 @@ def prefix_rank(xp, err2, total2, tol, k_method, dtype):
 
 
 def resolvable(xp, tol, dtype) -> bool:
-    """Whether the optimal solve's exact error (a difference of squared norms, rounding-limited)
-    resolves ``tol``: ``tol^2 > 64 eps``. Below that the method's own rank is kept."""
+    """Whether a difference of squared norms resolves ``tol``: ``tol^2 > 64 eps`` (the Dask
+    path's rule)."""
     return tol**2 > 64 * eps(xp, dtype)
 
 

@@ -87,10 +87,50 @@ def selection_level(tol: float, eps_: float) -> float:
 
 
 def relative_from_difference(err2: float, total2: float, eps_: float) -> float:
-    """Relative error from ``err2 = ||A||^2 - ||kept||^2``, a difference that rounding resolves only
-    down to ``DIFFERENCE_ROUNDING * eps * ||A||^2``: below that level the level itself is returned,
-    an upper bound (about 6e-8 in float64, 1e-3 in float32) instead of a meaningless small number."""
+    """An upper bound on the relative error from ``err2 = ||A||^2 - ||kept||^2``, a difference that
+    rounding resolves only down to ``DIFFERENCE_ROUNDING * eps * ||A||^2``: below that level the
+    level itself is returned. For caps and bounds only; a reported error goes through
+    :func:`certified` instead."""
     return relative(max(err2, DIFFERENCE_ROUNDING * eps_ * total2), total2)
+
+
+#: A difference of squared norms is trusted as an error when it is at least this many times its
+#: own rounding (``DIFFERENCE_ROUNDING * eps * ||A||^2``): it is then exact to 1/50 in the squared
+#: error, 1 % in the error. Below (errors under about 4e-7 in double precision, 1e-2 in single),
+#: the error comes from the residual itself.
+RESOLVED = 50.0
+
+
+def resolution_level(eps_: float) -> float:
+    """The smallest relative *squared* error a difference of squared norms resolves (see
+    :data:`RESOLVED`): 800 eps."""
+    return RESOLVED * DIFFERENCE_ROUNDING * eps_
+
+
+def certified(err2: float, total2: float, eps_: float, exact_sq) -> float:
+    """The relative error of a factorization whose squared error the bookkeeping gives as
+    ``err2`` (a difference of squared norms, or any estimate of that accuracy): ``err2`` itself
+    where it resolves the error (:func:`resolution_level`), else ``exact_sq()``, the squared
+    norm of the residual computed from the residual (one pass over A).
+
+    Raises ``ValueError`` when the squared error is not finite (NaN or Inf in A that reached the
+    computation although the caller skipped the finiteness check)."""
+    if not math.isfinite(err2):
+        raise_non_finite("the error computation")
+    if total2 <= 0.0:
+        return 0.0
+    if err2 >= resolution_level(eps_) * total2:
+        return relative(err2, total2)
+    exact = exact_sq()
+    if not math.isfinite(exact):
+        raise_non_finite("the residual")
+    return relative(exact, total2)
+
+
+def raise_non_finite(where: str):
+    raise ValueError(f"A must not contain NaN or Inf (found in {where}; with check_finite=False "
+                     "the input is not checked up front, but a NaN or Inf that reaches a norm, an "
+                     "error or a pivot is still an error)")
 
 
 def relative(err2: float, total2: float) -> float:

@@ -27,11 +27,11 @@ Methods registered here:
     0.1: 118 against 107; snn: 84 against 77; sequential ``"rp"`` 122 and 91, so not a block-size
     effect). With the 4b pool the local QR picks the b best of a larger norm-weighted sample
     (greedy among candidates, random across them): 109 and 78. Measured with 2b: 112 and 81.
-    Error: the tracked residual is the squared error up to rounding of about ``eps ||A||_F^2``
-    (measured at most 0.6 eps ||A||_F^2), i.e. 1e-9 relative in the error down to errors of
-    about 7e-4; below that the error is recomputed from the ID's residual
-    (:func:`_exact_sqerror`, ``2 m k (n - k)`` flops: one more pass over A), and tolerance mode
-    stops where the tracked residual meets tol with room for its rounding.
+    Error: the tracked residual norms are downdated block by block and recomputed from A where
+    the downdates have cost them half their digits (LAPACK's rule, :func:`_recompute`), so each
+    is exact to about ``sqrt(eps)`` of itself at every level, and so is their sum, the squared
+    error: tolerance mode stops on it with that margin, down to the smallest tolerances. The
+    returned error is certified on the factors like every ID's (:mod:`lowrank._contract`).
 ``"brp"``
     Plain blockwise random pivoting as in the paper: b candidates, no filter, no pool. Cheaper
     per accepted column, but redundant picks from a heavy cluster waste rank.
@@ -57,16 +57,17 @@ See :mod:`lowrank._rpcholesky` for randomly pivoted Cholesky on ``A^H A`` (``"rp
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ._id import Skeleton, register_method
 from ._linalg import (
+    as_float64,
     col_sqnorms,
     count,
     ctranspose,
-    eps,
+    real_dtype,
     relative,
-    relative_from_difference,
     row_sqnorms,
     solve_upper,
     sqnorm,
@@ -105,7 +106,10 @@ def project_known(be, xp, Qs, Rs, AJ, J):
 def filter_block(be, xp, B, threshold):
     """Local pivoted QR of the projected block B; returns the pivot order and how many pivots to
     keep: those whose trailing energy ``sum_{s >= t} ||R[s, :]||^2`` exceeds ``threshold`` times
-    the block's whole energy (redundant picks arrive last, with almost no energy).
+    the block's whole energy (redundant picks arrive last, with almost no energy), and always
+    more than :data:`DEPENDENT` eps times it: below that a pivot is numerically in the span of
+    the others (even plain BRP, ``threshold = 0``, never keeps such a pick: on an exactly
+    rank-1 matrix it kept 64 of them).
 
     A tall B is first reduced to its R factor (unpivoted, BLAS-3): pivoted QR of ``R0`` picks the
     same pivots with the same R as pivoted QR of ``B = Q0 R0`` (only inner products matter), at
@@ -123,7 +127,13 @@ def filter_block(be, xp, B, threshold):
     total = float(tails[0])
     if total <= 0.0:
         return piv, 0
-    return piv, count(xp, tails > threshold * total)
+    eps_ = float(xp.finfo(real_dtype(xp, B.dtype)).eps)
+    return piv, count(xp, tails > max(threshold, DEPENDENT * eps_) * total)
+
+
+#: Energy below which a pivot of the local pivoted QR counts as numerically dependent, in units
+#: of eps times the block's energy (the rounding of the Gram route's R is about eps ||B||^2).
+DEPENDENT = 64.0
 
 
 def downdate(be, d, Rnew, alive):
@@ -158,44 +168,54 @@ class BlockRandomPivoting:
     def adaptive(self, P, tol):
         return self._run(P, min(P.m, P.n), tol)
 
-    def _run(self, P, kmax, tol) -> Skeleton:
-        xp, be, A = P.xp, P.be, P.A
+    def _run(self, P, kmax, tol, start=None) -> Skeleton:
+        """The run; ``start`` (indices) is a skeleton to continue from (its columns come first)."""
+        xp, be, op = P.xp, P.be, P.op
         n = P.n
         b = self.block or P.block_size
         threshold = 1.0 / b if self.threshold is None else self.threshold
-        d = col_sqnorms(xp, A)  # one pass over A
         total = P.normA2
-        rho = TRACK_ROUNDING * eps(xp, A.dtype) * total  # rounding of the tracked squared error
         thr2 = -1.0 if tol is None else tol**2 * total
-        # stop where the tracked residual meets tol even if it is off by its rounding
-        stop2 = -1.0 if tol is None else max(thr2 - rho, thr2 / 2)
-        alive = xp.ones(n, dtype=xp.bool, device=A.device)
+        # every d_j is exact to about sqrt(eps) d_j (recomputed below), and so is their sum
+        stop2 = -1.0 if tol is None else thr2 * (1.0 - TRACK_MARGIN * math.sqrt(P.eps))
+        alive = xp.ones(n, dtype=xp.bool, device=P.device)
         chosen: list[Any] = []
         Qs: list[Any] = []
         Rs: list[Any] = []
         Q = None
         k = 0
-        resid = total
+        if start is not None and start.shape[0]:
+            Q = be.qr(op.columns(start))[0]
+            chosen, Qs, Rs = [start], [Q], [op.left_matmat(ctranspose(xp, Q))]
+            alive = alive & ~_mask(xp, start, n)
+            k = start.shape[0]
+            d = op.column_residuals(Q, Rs[0])
+            d = xp.where(alive, d, xp.zeros_like(d))
+        else:
+            d = op.col_sqnorms()  # one pass over A
+        dref = d  # each d_j at its last exact computation
+        resid = _alive_sum(xp, d, alive)
         while k < kmax and resid > stop2:
             positive = count(xp, alive & (d > 0))
             if positive == 0:  # A is exhausted (exactly low rank): fill with remaining columns
                 rest = xp.nonzero(alive)[0][: kmax - k]
                 J, keep = rest, rest.shape[0]
-                Bk = project(be, xp, Q, be.take(A, J, axis=1))
+                Bk = project(be, xp, Q, op.columns(J))
             else:
                 # a full pool even when fewer columns are wanted: the local QR chooses among them
                 J = sample_block(be, xp, P.rng, d, alive, min(self.pool * b, positive))
-                B = project_known(be, xp, Qs, Rs, be.take(A, J, axis=1), J)
+                B = project_known(be, xp, Qs, Rs, op.columns(J), J)
                 piv, keep = filter_block(be, xp, B, threshold)
                 if keep == 0:  # every pick was numerically in the span: retire them
                     alive = alive & ~_mask(xp, J, n)
                     d = xp.where(_mask(xp, J, n), xp.zeros_like(d), d)
+                    resid = _alive_sum(xp, d, alive)
                     continue
                 keep = min(keep, b, kmax - k)
                 J = xp.take(J, piv[:keep])
                 Bk = project(be, xp, Q, xp.take(B, piv[:keep], axis=1), passes=1)
             Qk = be.qr(Bk)[0]  # Bk is already projected twice: orthogonal to Q to working accuracy
-            Rk = be.matmul(ctranspose(xp, Qk), A)  # the one GEMM of the block
+            Rk = op.left_matmat(ctranspose(xp, Qk))  # the one GEMM of the block
             before = (d, alive, k)
             chosen.append(J)
             Qs.append(Qk)
@@ -203,54 +223,42 @@ class BlockRandomPivoting:
             Q = xp.concat(Qs, axis=1)
             alive = alive & ~_mask(xp, J, n)
             d = downdate(be, d, Rk, alive)  # 0 on the new skeleton columns (d is 0 on dead ones)
+            d, dref = _recompute(xp, op, Q, Rs, d, dref, alive, P.eps)
             k += keep
-            resid = float(xp.sum(xp.where(alive, d, xp.zeros_like(d))))
-        last = None
-        if tol is not None and chosen and resid <= stop2:
-            # The last block may overshoot: keep its shortest prefix that meets tol (exactly).
+            resid = _alive_sum(xp, d, alive)
+        if tol is not None and len(chosen) > (start is not None) and resid <= stop2:
+            # The last block may overshoot: keep its shortest prefix that meets tol.
             j, resid = _shortest_prefix(xp, *before, chosen[-1], Rs[-1], stop2)
-            last = (chosen[-1], Rs[-1], j)
             chosen[-1], Rs[-1] = chosen[-1][:j], Rs[-1][:j, :]
-        sk = _skeleton(P, xp, be, chosen, Rs, n, relative(resid, total))
-        accuracy = max(ERROR_ACCURACY, 1e4 * eps(xp, A.dtype))
-        if chosen and rho > 2.0 * accuracy * resid:
-            # The tracked residual may be off by more than `accuracy` (relative, in the error):
-            # recompute the error from the residual of the ID itself (one more pass over A).
-            err2 = _exact_sqerror(P, sk)
-            while (tol is not None and err2 > thr2 >= 2 * rho and last is not None
-                   and last[2] < last[0].shape[0]):
-                # rounding put the tracked residual on the wrong side of tol (only where tol is
-                # resolvable at all: below thr2 ~ 2 rho no prefix can be certified; the error
-                # returned is then the exact one, above tol)
-                j = last[2] + 1
-                last = (last[0], last[1], j)
-                chosen[-1], Rs[-1] = last[0][:j], last[1][:j, :]
-                sk = _skeleton(P, xp, be, chosen, Rs, n, None)
-                err2 = _exact_sqerror(P, sk)
-            sk.estimate = relative(err2, total)
-        return sk
+        return _skeleton(P, xp, be, chosen, Rs, n, relative(resid, total))
 
 
-#: Rounding of RBRP's tracked squared error ``sum_rest d_j`` in units of ``eps ||A||_F^2``:
-#: measured at most 0.6 (1000 x 600 exp, snn and full-range spectra, 300 x 200 exp, tol 1e-2 to
-#: 1e-5, seeds 0-2: |reported^2 - true^2| / (eps ||A||_F^2)); 4 leaves a margin.
-TRACK_ROUNDING = 4.0
-
-#: Relative accuracy of the returned error: where the tracked residual's rounding could exceed it
-#: (errors below about 7e-4 in double precision), the error is recomputed exactly. Lower
-#: precisions use ``1e4 eps`` (1.2e-3 in single precision: recomputed below about 1.4e-2).
-ERROR_ACCURACY = 1e-9
+#: Stop margin of the tolerance mode in units of ``sqrt(eps)``: the tracked residual is exact to
+#: about ``sqrt(eps)`` relative (see :func:`_recompute`).
+TRACK_MARGIN = 4.0
 
 
-def _exact_sqerror(P, sk):
-    """``||A[:, rest] - A[:, S] X||_F^2`` for the skeleton's own (optimal) interpolation X: the
-    squared error of the ID, from its residual (``be.residual_col_sqnorms``; 2 m k (n - k) flops)."""
-    xp, be = P.xp, P.be
-    k = sk.k
-    if k == P.n:
-        return 0.0
-    S, rest = sk.perm[:k], sk.perm[k:]
-    return float(xp.sum(be.residual_col_sqnorms(P.A, S, rest, sk.sketch_T(k))))
+def _alive_sum(xp, d, alive) -> float:
+    """``sum_{j alive} d_j`` in double precision."""
+    return float(xp.sum(as_float64(xp, xp.where(alive, d, xp.zeros_like(d)))))
+
+
+def _recompute(xp, op, Q, Rs, d, dref, alive, eps_):
+    """LAPACK's rule for downdated column norms (as in xLAQP2): a residual norm ``d_j`` that fell
+    to ``sqrt(eps)`` of its last exact value ``dref_j`` has lost half its digits to the
+    downdates (each leaves about ``eps dref_j`` of rounding); those columns get their residual
+    ``||a_j - Q (Q^H a_j)||^2`` recomputed from A (a gather and a product with the rows of
+    ``Q^H A`` the run has). Every ``d_j`` is then exact to about ``sqrt(eps) d_j``: at small
+    tolerances the tracked residual, the sampling and the stopping rule stay true (without it an
+    exactly rank-1 matrix at tol 1e-10 got rank 12 to 69 from sampling rounding noise)."""
+    low = alive & (d <= math.sqrt(eps_) * dref) & (d > 0)
+    if count(xp, low) == 0:
+        return d, dref
+    J = xp.nonzero(low)[0]
+    fresh = xp.astype(op.column_residuals(Q, xp.concat(Rs, axis=0), J), d.dtype)
+    # scatter by gather: the i-th low column (in index order) takes fresh[i]
+    full = xp.take(fresh, xp.clip(xp.cumulative_sum(xp.astype(low, xp.int64)) - 1, min=0))
+    return xp.where(low, full, d), xp.where(low, full, dref)
 
 
 def _shortest_prefix(xp, d, alive, k0, J, Rk, thr2):
@@ -277,10 +285,9 @@ def _mask(xp, idx, n):
 def _skeleton(P, xp, be, chosen, Rs, n, estimate):
     """The exact skeleton: ``perm`` (skeleton first, then the rest in order) and the optimal
     interpolation ``R11^{-1} R[:, rest]`` from the rows of ``R = Q^H A`` the run built."""
-    A = P.A
     if not chosen:
-        perm = xp.arange(n, device=A.device)
-        return Skeleton(perm, 0, lambda j: xp.zeros((0, n), dtype=A.dtype, device=A.device),
+        perm = xp.arange(n, device=P.device)
+        return Skeleton(perm, 0, lambda j: xp.zeros((0, n), dtype=P.dtype, device=P.device),
                         estimate, None, exact=True)
     S = xp.concat(chosen)
     k = S.shape[0]
@@ -307,20 +314,19 @@ class SquaredNormSampling:
     sketching = False
 
     def fixed(self, P, k):
-        xp, be, A = P.xp, P.be, P.A
+        xp, be, op = P.xp, P.be, P.op
         n = P.n
-        d = col_sqnorms(xp, A)
+        d = op.col_sqnorms()
         positive = count(xp, d > 0)
         S = be.weighted_sample(P.rng, d, min(k, positive)) if positive else \
-            xp.zeros(0, dtype=xp.int64, device=A.device)
+            xp.zeros(0, dtype=xp.int64, device=P.device)
         if S.shape[0] < k:  # fewer nonzero columns than k: complete with zero columns
             zeros = xp.nonzero(~_mask(xp, S, n))[0][: k - S.shape[0]]
             S = xp.concat([S, zeros])
-        Qk = be.qr(be.take(A, S, axis=1))[0]
-        R = be.matmul(ctranspose(xp, Qk), A)  # R[:, S] is the skeleton's triangular factor
-        resid = P.normA2 - sqnorm(xp, R)
-        return _skeleton(P, xp, be, [S], [R], n,
-                         relative_from_difference(resid, P.normA2, eps(xp, A.dtype)))
+        Qk = be.qr(op.columns(S))[0]
+        R = op.left_matmat(ctranspose(xp, Qk))  # R[:, S] is the skeleton's triangular factor
+        # a difference of squared norms: certified (recomputed where small) by the ID's solve
+        return _skeleton(P, xp, be, [S], [R], n, relative(P.normA2 - sqnorm(xp, R), P.normA2))
 
     def adaptive(self, P, tol):
         raise ValueError("method='sqnorm' is one-shot sampling and has no tolerance mode; give rank")

@@ -39,9 +39,15 @@ exact sampling from the residual) is wanted at block speed, or as the reference 
 Gram-matrix column selection. On a dense A, ``"rbrp"`` is cheaper and, with its candidate pool,
 closer to greedy pivoting on adversarial data (clustered columns: measured on the section 8
 Gaussian mixture, random pivoting's error reaches about 2x greedy's at rank 80, rbrp's stays
-within a few percent); ``"rpcholesky"`` has no filter and makes no greedy choice. Its residuals
-resolve relative errors down to about ``sqrt(eps)`` (1e-8 in double precision): below a tolerance
-of about 1e-6 prefer ``"rbrp"`` or ``"qr"``.
+within a few percent); ``"rpcholesky"`` has no filter and makes no greedy choice.
+
+Small tolerances: the residual diagonal is a downdated Gram quantity, exact only to about
+``ROUNDING eps ||A||_F^2`` in all (entries under ``ROUNDING eps ||a_j||^2`` are set to 0), so it
+resolves relative errors down to about ``sqrt(RESOLVED ROUNDING eps)`` (8e-7 in double precision).
+Below that, and in fixed rank once every residual is at that level, the run stops there and
+continues on A's residual itself: robust blockwise random pivoting from the skeleton so far
+(:mod:`lowrank._rbrp`, exact residual norms), so every tolerance down to the dtype's floor is met
+(:mod:`lowrank._contract`).
 """
 
 from __future__ import annotations
@@ -49,8 +55,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ._id import Skeleton, register_method
-from ._linalg import col_sqnorms, count, ctranspose, eps, relative, right_solve_upper
+from ._id import METHODS, Skeleton, register_method
+from ._linalg import RESOLVED, count, ctranspose, relative, right_solve_upper
 
 #: A residual diagonal entry at or below ``ROUNDING * eps * ||a_j||^2`` is rounding, not signal:
 #: it is set to 0 (the column is numerically in the span of the pivots), so it is never proposed
@@ -96,9 +102,9 @@ def accept(be, xp, H, dT, floor, u, need):
     return acc
 
 
-def gram_columns(be, xp, A, S, F):
+def gram_columns(be, xp, op, S, F):
     """Residual Gram columns ``A^H A[:, S] - F F[S, :]^H`` (n x len(S)): one GEMM over A."""
-    G = be.matmul(ctranspose(xp, A), be.take(A, S, axis=1))
+    G = op.rmatmat(op.columns(S))
     if F is not None:
         G = G - be.matmul(F, ctranspose(xp, xp.take(F, S, axis=0)))
     return G
@@ -117,25 +123,29 @@ class RPCholesky:
         return self._run(P, min(P.m, P.n), tol)
 
     def _run(self, P, kmax, tol) -> Skeleton:
-        xp, be, A = P.xp, P.be, P.A
+        xp, be, op = P.xp, P.be, P.op
         n, b = P.n, P.block_size
-        d0 = col_sqnorms(xp, A)
-        level = ROUNDING * eps(xp, A.dtype)
+        d0 = op.col_sqnorms()
+        level = ROUNDING * P.eps
         d = d0
         total = P.normA2
         thr2 = -1.0 if tol is None else tol**2 * total
-        alive = xp.ones(n, dtype=xp.bool, device=A.device)
+        # the residual diagonal is a downdated Gram quantity, exact to about level * ||A||^2 in
+        # all: the run stops where it can still tell, and finishes on A's residual below that
+        floor2 = RESOLVED * level * total
+        stop2 = -1.0 if tol is None else max(thr2, floor2)
+        alive = xp.ones(n, dtype=xp.bool, device=P.device)
         chosen: list[Any] = []
         F = None
         k = 0
         resid = total
-        while k < kmax and resid > thr2:
-            if count(xp, alive & (d > 0)) == 0:  # A is exhausted: fill with remaining columns
-                chosen.append(xp.nonzero(alive)[0][: kmax - k])
-                k += chosen[-1].shape[0]
+        exhausted = False
+        while k < kmax and resid > stop2:
+            if count(xp, alive & (d > 0)) == 0:  # every residual is at the rounding level
+                exhausted = True
                 break
             T = propose(be, xp, P.rng, xp.where(alive, d, xp.zeros_like(d)), b)
-            AT = be.take(A, T, axis=1)
+            AT = op.columns(T)
             H = be.matmul(ctranspose(xp, AT), AT)
             if F is not None:
                 FT = xp.take(F, T, axis=0)
@@ -146,7 +156,7 @@ class RPCholesky:
             if not acc:
                 continue
             S = xp.take(T, xp.asarray(acc, dtype=T.dtype, device=T.device))
-            G = gram_columns(be, xp, A, S, F)
+            G = gram_columns(be, xp, op, S, F)
             R = be.cholesky(xp.take(G, S, axis=0))
             if R is None:  # numerically dependent in the recomputed block: keep the first only
                 S, G = S[:1], G[:, :1]
@@ -154,7 +164,7 @@ class RPCholesky:
                 if g <= level * float(d0[int(S[0])]):
                     d = xp.where(_mask(xp, S, n), xp.zeros_like(d), d)
                     continue
-                R = xp.reshape(xp.sqrt(xp.astype(xp.asarray(g, device=A.device), G.dtype)), (1, 1))
+                R = xp.reshape(xp.sqrt(xp.astype(xp.asarray(g, device=P.device), G.dtype)), (1, 1))
             Fnew = right_solve_upper(be, R, G)  # n x a
             F = Fnew if F is None else xp.concat([F, Fnew], axis=1)
             chosen.append(S)
@@ -163,7 +173,11 @@ class RPCholesky:
             d = xp.where(d > level * d0, d, xp.zeros_like(d))
             k += S.shape[0]
             resid = float(xp.sum(d))
-        S = xp.concat(chosen) if chosen else xp.zeros(0, dtype=xp.int64, device=A.device)
+        S = xp.concat(chosen) if chosen else xp.zeros(0, dtype=xp.int64, device=P.device)
+        if k < kmax and (exhausted or resid > thr2):
+            # below what the Gram diagonal resolves: continue on A's residual itself, by robust
+            # blockwise random pivoting from this skeleton (exact norms; see lowrank._rbrp)
+            return METHODS["rbrp"]._run(P, kmax, tol, start=S)
         perm = xp.concat([S, xp.nonzero(~_mask(xp, S, n))[0]])
         # the optimal solve (exact=False) builds X = A_S^+ A and the exact error from A itself
         return Skeleton(perm, S.shape[0], None, relative(resid, total), None, exact=False)

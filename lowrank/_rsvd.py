@@ -7,13 +7,12 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ._linalg import (
+    DIFFERENCE_ROUNDING,
     count,
     ctranspose,
-    eps,
     real_dtype,
     relative,
-    relative_from_difference,
-    selection_level,
+    resolution_level,
     sqnorm,
     tail_sums,
 )
@@ -33,8 +32,8 @@ class Basis(NamedTuple):
 
 def _gaussian(P, shape):
     xp = P.xp
-    g = P.be.standard_normal(P.rng, shape, real_dtype(xp, P.A.dtype), device=P.A.device)
-    return xp.astype(g, P.A.dtype)
+    g = P.be.standard_normal(P.rng, shape, real_dtype(xp, P.dtype), device=P.device)
+    return xp.astype(g, P.dtype)
 
 
 def _orth(P, Y):
@@ -44,14 +43,14 @@ def _orth(P, Y):
 def _power(P, Y, n_iter, Q=None, B=None):
     """``n_iter`` re-orthonormalized power iterations on the range sample ``Y`` (m x b), kept
     orthogonal to an existing basis ``Q`` (with ``B = Q^H A``) when given."""
-    xp, be, A = P.xp, P.be, P.A
+    xp, be, op = P.xp, P.be, P.op
     for _ in range(n_iter):
         Y = _orth(P, Y)
-        W = be.matmul(ctranspose(xp, Y), A)  # (A^H Y)^H without a conjugated copy of A
+        W = op.left_matmat(ctranspose(xp, Y))  # (A^H Y)^H without a conjugated copy of A
         if Q is not None:
             W = W - be.matmul(be.matmul(ctranspose(xp, Y), Q), B)
         Z = _orth(P, ctranspose(xp, W))
-        Y = be.matmul(A, Z)
+        Y = op.matmat(Z)
         if Q is not None:
             Y = Y - be.matmul(Q, be.matmul(B, Z))
     return Y
@@ -60,7 +59,7 @@ def _power(P, Y, n_iter, Q=None, B=None):
 def rsvd_fixed(P, k, n_iter):
     """Rank-k randomized SVD with a (k + oversample)-column Gaussian range sample."""
     l = min(k + P.oversample, min(P.m, P.n))
-    return _from_sample(P, k, P.be.matmul(P.A, _gaussian(P, (P.n, l))), n_iter)
+    return _from_sample(P, k, P.op.matmat(_gaussian(P, (P.n, l))), n_iter)
 
 
 #: ``n_iter="auto"`` spends what the default fixed-rank run costs: ``(2 * 2 + 2) (k + p)``.
@@ -84,11 +83,11 @@ def rsvd_auto(P, k):
     """
     from . import _angles
 
-    xp, be, A = P.xp, P.be, P.A
+    xp, be, op = P.xp, P.be, P.op
     r = min(P.m, P.n)
     l0 = min(k + P.oversample, r)
-    Q = _orth(P, be.matmul(A, _gaussian(P, (P.n, l0))))
-    B = be.matmul(ctranspose(xp, Q), A)
+    Q = _orth(P, op.matmat(_gaussian(P, (P.n, l0))))
+    B = op.left_matmat(ctranspose(xp, Q))
     s0 = _angles._host(xp, be.svd(B)[1])
     q, l = AUTO_BUDGET_ITER, l0  # the default run: zero matrix, l0 = r, or no oversampling
     if l0 < r and l0 > k and s0[0] > 0:
@@ -100,77 +99,108 @@ def rsvd_auto(P, k):
                                                  min_oversample=l0 - k)
         q, l = choice.n_iter, k + choice.oversample
     if l > l0:  # extend the basis (block Gram-Schmidt, twice) and B by the new columns
-        Y = be.matmul(A, _gaussian(P, (P.n, l - l0)))
+        Y = op.matmat(_gaussian(P, (P.n, l - l0)))
         for _ in range(2):
             Y = Y - be.matmul(Q, be.matmul(ctranspose(xp, Q), Y))
         Q1 = _orth(P, Y)
         Q = xp.concat([Q, Q1], axis=1)
-        B = xp.concat([B, be.matmul(ctranspose(xp, Q1), A)], axis=0)
+        B = xp.concat([B, op.left_matmat(ctranspose(xp, Q1))], axis=0)
     if q > 0:  # the first power iteration starts from B^H = A^H Q, already computed
-        Y = _power(P, be.matmul(A, _orth(P, ctranspose(xp, B))), q - 1)
+        Y = _power(P, op.matmat(_orth(P, ctranspose(xp, B))), q - 1)
         Q = _orth(P, Y)
-        B = be.matmul(ctranspose(xp, Q), A)
+        B = op.left_matmat(ctranspose(xp, Q))
     return (*_from_basis(P, k, Q, B), q, l)
 
 
 def _from_sample(P, k, Y, n_iter):
     """The rest of a fixed-rank run from its range sample ``Y = A Omega``."""
-    xp, be, A = P.xp, P.be, P.A
+    xp = P.xp
     Q = _orth(P, _power(P, Y, n_iter))
-    return _from_basis(P, k, Q, be.matmul(ctranspose(xp, Q), A))
+    return _from_basis(P, k, Q, P.op.left_matmat(ctranspose(xp, Q)))
 
 
 def _from_basis(P, k, Q, B):
     """Rank-k truncated SVD of ``Q B`` with ``B = Q^H A``, its error and its ``Basis``."""
-    xp, be, A = P.xp, P.be, P.A
+    xp, be = P.xp, P.be
     Ub, S, Vh = be.svd(B)
     basis = Basis(Q, B, S, Vh, P.normA2 - sqnorm(xp, S))
-    U = be.matmul(Q, Ub[:, :k])
-    S, Vh = S[:k], Vh[:k, :]
-    # U diag(S) Vh = U U^H A, a projection of A: the error follows from the kept energy.
-    error = relative_from_difference(P.normA2 - sqnorm(xp, S), P.normA2, eps(xp, A.dtype))
+    U, S, Vh, error = _truncated(P, Q, Ub, S, Vh, k, P.normA2 - sqnorm(xp, S[:k]))
     return U, S, Vh, k, error, basis
+
+
+def _truncated(P, Q, Ub, S, Vh, k, err2):
+    """``U = Q Ub[:, :k]``, ``S[:k]``, ``Vh[:k]`` and their certified relative error (the squared
+    error ``err2`` of the bookkeeping, or the residual where that cannot resolve it):
+    ``U diag(S) Vh = U U^H A`` is a projection of A."""
+    U = P.be.matmul(Q, Ub[:, :k])
+    S, Vh = S[:k], Vh[:k, :]
+    return U, S, Vh, P.certified(err2, lambda: P.op.residual_sqnorm(_scaled_columns(P.xp, U, S), Vh))
+
+
+def _scaled_columns(xp, U, S):
+    """``U diag(S)``."""
+    return U * xp.astype(S, U.dtype)[None, :]
 
 
 def rsvd_adaptive(P, tol, n_iter):
     """Blocked adaptive range finder (randQB_EI of Yu, Gu and Li): grow ``Q`` by blocks of
-    ``block_size`` until ``||A - Q Q^H A||_F^2 = ||A||_F^2 - ||B||_F^2`` meets ``tol``, then take
-    the smallest rank whose total error (range error plus the SVD tail of B) meets it."""
-    xp, be, A = P.xp, P.be, P.A
+    ``block_size`` until ``||A - Q Q^H A||_F^2`` meets ``tol``, then take the smallest rank whose
+    total error (range error plus the SVD tail of B) meets it.
+
+    The range error is tracked as ``||A||_F^2 - ||B||_F^2``, downdated block by block; its
+    rounding is about ``DIFFERENCE_ROUNDING eps`` times the value it was last computed from, so
+    once it falls to the resolution of that (:func:`~lowrank._linalg.resolution_level`) it is
+    recomputed from the residual ``A - Q B`` itself (one pass over A) and tracked from there on:
+    the stopping rule and the rank stay true at every tolerance (:mod:`lowrank._contract`)."""
+    xp, be, op = P.xp, P.be, P.op
     kmax = min(P.m, P.n)
     total = P.normA2
-    # The tracked residual ||A||^2 - ||B||^2 is a difference: its rounding counts against tol, and
-    # a tolerance under that level stops there (the error reported is then that level, an upper
-    # bound) instead of running on to full rank.
-    thr = selection_level(tol, eps(xp, A.dtype)) * total
-    resid = total
+    e = P.eps
+    thr = tol**2 * total
+    resid = base = total  # the tracked range error, and its value when last computed exactly
     Qs, Bs = [], []
     Q = B = None
     K = 0
-    while resid > thr and K < kmax:
-        b = min(P.block_size, kmax - K)
-        Om = _gaussian(P, (P.n, b))
-        Y = be.matmul(A, Om)
-        if Q is not None:
-            Y = Y - be.matmul(Q, be.matmul(B, Om))
-        Y = _power(P, Y, n_iter, Q, B)
-        Qi = _orth(P, Y)
-        if Q is not None:  # re-orthogonalize against the basis (twice is enough)
-            Qi = _orth(P, Qi - be.matmul(Q, be.matmul(ctranspose(xp, Q), Qi)))
-        Bi = be.matmul(ctranspose(xp, Qi), A)
-        Qs.append(Qi)
-        Bs.append(Bi)
-        Q = xp.concat(Qs, axis=1)
-        B = xp.concat(Bs, axis=0)
-        resid -= be.sqnorm(Bi)
-        K += b
-    if K == 0:
-        z = xp.zeros((P.m, 0), dtype=A.dtype, device=A.device)
-        return z, xp.zeros(0, dtype=real_dtype(xp, A.dtype), device=A.device), \
-            xp.zeros((0, P.n), dtype=A.dtype, device=A.device), 0, relative(resid, total), None
-    Ub, S, Vh = be.svd(B)
-    basis = Basis(Q, B, S, Vh, resid)
-    tail = tail_sums(xp, S * S)  # tail[j] = sum_{i >= j} S_i^2, j = 0..K
-    k = min(count(xp, tail + resid > thr), K)
-    error = relative_from_difference(resid + float(tail[k]), total, eps(xp, A.dtype))
-    return be.matmul(Q, Ub[:, :k]), S[:k], Vh[:k, :], k, error, basis
+    force = False  # one more block whatever the tracked error says
+    while True:
+        while (force or resid > thr - DIFFERENCE_ROUNDING * e * base) and K < kmax:
+            force = False
+            b = min(P.block_size, kmax - K)
+            Om = _gaussian(P, (P.n, b))
+            Y = op.matmat(Om)
+            if Q is not None:
+                Y = Y - be.matmul(Q, be.matmul(B, Om))
+            Y = _power(P, Y, n_iter, Q, B)
+            Qi = _orth(P, Y)
+            if Q is not None:  # re-orthogonalize against the basis (twice is enough)
+                Qi = _orth(P, Qi - be.matmul(Q, be.matmul(ctranspose(xp, Q), Qi)))
+            Bi = op.left_matmat(ctranspose(xp, Qi))
+            Qs.append(Qi)
+            Bs.append(Bi)
+            Q = xp.concat(Qs, axis=1)
+            B = xp.concat(Bs, axis=0)
+            resid -= be.sqnorm(Bi)
+            K += b
+            if resid < resolution_level(e) * base:  # the downdates lost the digits: recompute
+                resid = base = op.residual_sqnorm(Q, B)
+        if K == 0:
+            z = xp.zeros((P.m, 0), dtype=P.dtype, device=P.device)
+            return z, xp.zeros(0, dtype=real_dtype(xp, P.dtype), device=P.device), \
+                xp.zeros((0, P.n), dtype=P.dtype, device=P.device), 0, relative(resid, total), None
+        Ub, S, Vh = be.svd(B)
+        tail = tail_sums(xp, S * S)  # tail[j] = sum_{i >= j} S_i^2, j = 0..K
+        k = min(count(xp, tail + resid > thr - DIFFERENCE_ROUNDING * e * base), K)
+        while True:
+            U, Sk, Vhk, error = _truncated(P, Q, Ub, S, Vh, k, resid + float(tail[k]))
+            if error <= tol or k == K:
+                break
+            k += 1  # rounding of the factors put this rank over tol
+        if error <= tol or K == kmax:
+            break
+        # the tracked error was off, or rounding of the factors: grow from the truth
+        resid = base = op.residual_sqnorm(Q, B)
+        force = True
+    if error > tol:
+        raise ValueError(f"could not certify tol={tol:g}: even the full-rank SVD errs by "
+                         f"{error:.3g} in this precision; use a larger tol")
+    return U, Sk, Vhk, k, error, Basis(Q, B, S, Vh, resid)

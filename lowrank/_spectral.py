@@ -1,8 +1,9 @@
 """Randomized spectral-norm and numerical-rank estimation on operators applied to blocks.
 
 An *operator* applies ``A`` and ``A^H`` to blocks of vectors (``matmat``/``rmatmat``), so the same
-code serves an array of any array-API library (products through its backend) and a
-``scipy.sparse.linalg.LinearOperator`` (products through its ``matmat``/``rmatmat``, NumPy only).
+code serves an operand of any kind (:mod:`lowrank._operand`: a dense array of any array-API
+library, products through its backend) and a ``scipy.sparse.linalg.LinearOperator`` (products
+through its ``matmat``/``rmatmat``, NumPy only).
 Every estimate works on blocks of vectors, never one vector at a time: a block costs one pass
 over ``A`` like a single vector does, and converges much faster.
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 import math
 
 from ._linalg import count, ctranspose, real_dtype
-from ._sketch import sketch_rows
 
 #: Vectors per block of the power method: the Ritz value of a block of b vectors converges like
 #: ``(sigma_{b+1} / sigma_1)^(2 its)`` instead of ``(sigma_2 / sigma_1)^(2 its)``, at the same
@@ -26,28 +26,6 @@ POWER_BLOCK = 4
 #: samples to spare).
 RANK_START = 32
 RANK_OVERSAMPLE = 10
-
-
-class ArrayOperator:
-    """A matrix of any array-API library as an operator (products through its backend ``be``)."""
-
-    def __init__(self, xp, be, A):
-        self.xp, self.be, self.A = xp, be, A
-        self.shape = tuple(A.shape)
-        self.dtype = A.dtype
-        self.device = A.device
-
-    def matmat(self, X):
-        return self.be.matmul(self.A, X)
-
-    def rmatmat(self, X):
-        # A^H X = (X^H A)^H: no conjugated copy of A.
-        xp = self.xp
-        return ctranspose(xp, self.be.matmul(ctranspose(xp, X), self.A))
-
-    def sketch_rows(self, rng, l, kind="gaussian"):
-        """``Omega @ A`` for a random l x m ``Omega`` with ``E[Omega^T Omega] = I``."""
-        return sketch_rows(self.be, self.xp, rng, self.A, l, kind)
 
 
 class DifferenceOperator:

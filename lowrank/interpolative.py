@@ -152,6 +152,7 @@ from . import _spectral
 from ._api import column_id
 from ._linalg import col_sqnorms, count, ctranspose, row_sqnorms, solve_upper, tail_sums
 from ._namespace import resolve
+from ._operand import DenseOperand
 
 __all__ = [
     "estimate_rank",
@@ -237,7 +238,7 @@ def _source(A):
     if isinstance(A, np.ndarray) or _foreign(A):
         xp, be, A = resolve(A)
         _check_shape(A.shape)
-        return _spectral.ArrayOperator(xp, be, A)
+        return DenseOperand(xp, be, A)
     if _is_operator(A):
         _check_shape(A.shape)
         return _spectral.LinearOperatorAdapter(A)
@@ -253,7 +254,7 @@ def _norm_source(A, name="A"):
         _check_shape(A.shape, name)
         if not math.isfinite(be.sqnorm(A)):
             raise ValueError(f"{name} must not contain NaN or Inf")
-        return _spectral.ArrayOperator(xp, be, A)
+        return DenseOperand(xp, be, A)
     from scipy.sparse.linalg import aslinearoperator
 
     op = aslinearoperator(A)
@@ -526,7 +527,7 @@ def _operator_fixed(op, k, gen):
 def _decompose(op, eps_or_k, rand, gen):
     """``(k, idx, proj, tolerance_mode)`` for interp_decomp and svd."""
     m, n = op.shape
-    array = isinstance(op, _spectral.ArrayOperator)
+    array = isinstance(op, DenseOperand)
     if eps_or_k < 1:
         eps = _eps(eps_or_k)
         if array:
@@ -643,7 +644,7 @@ def svd(A, eps_or_k, rand=True, rng=None):
     gen = _generator(op.be, rng)
     k, idx, proj, _ = _decompose(op, eps_or_k, rand, gen)
     xp = op.xp
-    if isinstance(op, _spectral.ArrayOperator):
+    if isinstance(op, DenseOperand):
         B = op.be.take(op.A, idx[:k], axis=1)
     else:  # the skeleton columns, A @ E with E the n x k selection (one block product)
         cols = xp.arange(op.shape[1], dtype=xp.int64)
@@ -901,8 +902,8 @@ def estimate_spectral_norm_diff(A, B, its=20, rng=None):
                          f"B is {opB.shape[0]} x {opB.shape[1]}")
     if opA.xp is not opB.xp:
         raise TypeError("A and B must come from the same array library")
-    if isinstance(opA, _spectral.ArrayOperator) and isinstance(opB, _spectral.ArrayOperator):
-        op = _spectral.ArrayOperator(opA.xp, opA.be, opA.A - opB.A)
+    if isinstance(opA, DenseOperand) and isinstance(opB, DenseOperand):
+        op = DenseOperand(opA.xp, opA.be, opA.A - opB.A)
     else:
         op = _spectral.DifferenceOperator(opA, opB)
     return _spectral.spectral_norm(op, its, _generator(op.be, rng))
@@ -940,6 +941,6 @@ def estimate_rank(A, eps, rng=None):
     op = _source(A)
     gen = _generator(op.be, rng)
     eps = _eps(eps)
-    if isinstance(op, _spectral.ArrayOperator) and not math.isfinite(op.be.sqnorm(op.A)):
+    if isinstance(op, DenseOperand) and not math.isfinite(op.be.sqnorm(op.A)):
         raise ValueError("A must not contain NaN or Inf")
     return _spectral.numerical_rank(op, eps, gen)

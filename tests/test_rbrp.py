@@ -91,14 +91,17 @@ def _section8(seed=0):
     return mats
 
 
-def test_rbrp_tolerance_error_exact_to_1e8():
-    """Tolerance mode: the returned error is the true relative Frobenius error to 1e-8 relative."""
+def test_rbrp_tolerance_error_exact():
+    """Tolerance mode: the returned error is the true relative Frobenius error. The tracked
+    residual norms are exact to about sqrt(eps) of themselves (LAPACK's recompute rule; measured
+    4.4e-8 relative at worst on this grid), and below the bookkeeping's resolution (errors under
+    about 4e-7) the error is recomputed from the residual: 1e-6 relative leaves a margin of 20."""
     for name, A in _section8().items():
-        for tol in (1e-1, 1e-2, 1e-3, 1e-4, 1e-5):
+        for tol in (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-8):
             res = lowrank.column_id(A, tol=tol, method="rbrp", rng=0)
             err = rel_err(A, A[:, res.skeleton] @ res.interp)
             assert err <= tol
-            assert abs(res.error - err) <= 1e-8 * err + 64 * np.finfo(float).eps, (name, tol, res.error, err)
+            assert abs(res.error - err) <= 1e-6 * err + 64 * np.finfo(float).eps, (name, tol, res.error, err)
 
 
 def test_rbrp_tolerance_rank_within_105_greedy():
@@ -111,18 +114,19 @@ def test_rbrp_tolerance_rank_within_105_greedy():
                 assert rbrp <= max(1.05 * greedy, greedy + 1), (name, tol, seed, rbrp, greedy)
 
 
-def test_rbrp_float32_tolerance_below_rounding():
-    """float32 with tol far below its rounding (1e-6 against sqrt(eps) ~ 3e-4): no skeleton can be
-    certified, and the tracked residual, clipped at 0, once came back as error 0 (true 6.7e-5,
-    bench/README.md). The error returned must be the true one, not 0: within 10% (the residual
-    recomputed in float32 carries rounding of about sqrt(k) eps ||A||, ~4% of 6e-5 here; measured
-    1e-5 relative), and honestly above tol."""
+def test_rbrp_float32_small_tolerance():
+    """float32 at tol 1e-4, far below what its bookkeeping resolves (sqrt(800 eps) ~ 1e-2): the
+    tracked residual once came back as error 0 (true 6.7e-5). Now tol is met and the error is the
+    true one (recomputed from the residual in double precision: within the contract's 1 %); a
+    tol below float32's floor (512 eps = 6.1e-5) is a ValueError naming the dtype."""
     A = matrix_with_spectrum(300, 300, 10.0 ** (-10 * np.arange(1, 301) / 300), rng=0)
     A = A.astype(np.float32)
-    res = lowrank.column_id(A, tol=1e-6, method="rbrp", rng=0)
+    res = lowrank.column_id(A, tol=1e-4, method="rbrp", rng=0)
     err = rel_err(A, A[:, res.skeleton].astype(np.float64) @ res.interp)
-    assert abs(res.error - err) <= 0.1 * err, (res.error, err)
-    assert res.error > 1e-6
+    assert err <= 1e-4
+    assert abs(res.error - err) <= 0.01 * err, (res.error, err)
+    with pytest.raises(ValueError, match="float32"):
+        lowrank.column_id(A, tol=1e-6, method="rbrp", rng=0)
 
 
 @pytest.mark.parametrize("method", FAMILY)
