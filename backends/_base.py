@@ -16,8 +16,13 @@ def sqnorm(xp, a) -> float:
     """``||a||_F^2`` as a Python float, summed in double precision: the error bookkeeping
     subtracts such sums from each other, and a single-precision sum of 16e6 squares was off by
     5.7e-5 relative (480 eps32)."""
-    sq = xp.real(a) ** 2 + xp.imag(a) ** 2 if xp.isdtype(a.dtype, "complex floating") else a * a
-    return float(xp.sum(sq, dtype=xp.float64))
+    import numpy as np
+
+    # squares of huge entries overflow to inf: the caller (the front door) then rescales A, and
+    # NumPy-based libraries must not warn about it on the way
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        sq = xp.real(a) ** 2 + xp.imag(a) ** 2 if xp.isdtype(a.dtype, "complex floating") else a * a
+        return float(xp.sum(sq, dtype=xp.float64))
 
 
 def real_dtype(xp, dtype):
@@ -183,6 +188,13 @@ class Backend:
     def sqnorm(self, a) -> float:
         """``||a||_F^2`` as a Python float, summed in double precision (:func:`sqnorm`)."""
         return sqnorm(self.xp, a)
+
+    def max_abs(self, a) -> float:
+        """``max |a_ij|`` as a Python float (NaN if ``a`` holds a NaN; 0.0 for an empty ``a``)."""
+        xp = self.xp
+        if a.size == 0:
+            return 0.0
+        return float(xp.max(xp.abs(a)))
 
     # -- the per-block seams of the algorithms (generic defaults; the CuPy backend fuses them) ----
     def downdate_norms(self, d, R, alive):
