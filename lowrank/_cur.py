@@ -48,7 +48,7 @@ def core_matrix(P, C, R, rows, cols, core, X=None):
         # the truncation and the rounding of the explicit U cost.
         N = be.matmul(be.matmul(Rc, U), ctranspose(xp, Rr))
         err2 = P.normA2 - sqnorm(xp, M) + sqnorm(xp, M - N)
-        return U, P.certified(err2, lambda: op.residual_sqnorm(be.matmul(C, U), R))
+        return U, P.certified(err2, lambda: op.residual_sqnorm(C, U, R))
     if core == "cross":
         # U = A[I, J]^+ through its SVD.
         W = xp.take(R, cols, axis=1)
@@ -83,7 +83,7 @@ def tolerance(P, meth, core, tol):
         X = _id._optimal(P, _id.Skeleton(pc, k), None)[1] if core == "id" else None
         U, error = core_matrix(P, C, R, rows, cols, core, X)
         if error is None:  # the cross and id cores: the error from the residual (one pass)
-            error = relative(P.op.residual_sqnorm(P.be.matmul(C, U), R), P.normA2)
+            error = relative(P.op.residual_sqnorm(C, U, R), P.normA2)
         if error <= tol or core == "optimal" or t < tol_floor(P.xp, P.dtype):
             break
         t /= 2

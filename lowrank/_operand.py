@@ -107,20 +107,24 @@ class DenseOperand:
             return col_sqnorms(xp, self.A - be.matmul(L, R))
         return col_sqnorms(xp, self.columns(J) - be.matmul(L, xp.take(R, J, axis=1)))
 
-    def residual_sqnorm(self, L, R) -> float:
-        """``||A - L @ R||_F^2`` (L m x k, R k x n) from the residual itself, a block of columns
-        at a time, in double precision whatever A's precision: the error of a factorization
-        where a difference of squared norms cannot resolve it. One pass over A, ``2 m n k``
-        flops."""
+    def residual_sqnorm(self, *factors) -> float:
+        """``||A - F_1 @ ... @ F_p||_F^2`` for factors of a low-rank approximation (``F_1`` m x k,
+        ``F_p`` k x n), from the residual itself, a block of columns at a time, in double
+        precision whatever A's precision (the product of the factors too): the error of a
+        factorization where a difference of squared norms cannot resolve it, as a user computing
+        it in double precision finds it. One pass over A, ``2 m n k`` flops."""
         xp, be, A = self.xp, self.be, self.A
         m, n = self.shape
         wide = _wide_dtype(xp, A.dtype)
-        Lw, Rw = xp.astype(L, wide), xp.astype(R, wide)
+        ws = [xp.astype(f, wide) for f in factors]
+        L, R = ws[0], ws[-1]
+        for f in ws[1:-1]:
+            L = be.matmul(L, f)
         cols = max(1, min(n, RESIDUAL_BLOCK_BYTES // max(1, 16 * m)))
         total = 0.0
         for j in range(0, n, cols):
             e = min(n, j + cols)
-            block = xp.astype(A[:, j:e], wide) - be.matmul(Lw, Rw[:, j:e])
+            block = xp.astype(A[:, j:e], wide) - be.matmul(L, R[:, j:e])
             total += be.sqnorm(block)
         return total
 

@@ -63,10 +63,8 @@ from typing import Any
 from ._id import Skeleton, register_method
 from ._linalg import (
     as_float64,
-    col_sqnorms,
     count,
     ctranspose,
-    real_dtype,
     relative,
     row_sqnorms,
     solve_upper,
@@ -103,37 +101,42 @@ def project_known(be, xp, Qs, Rs, AJ, J):
     return AJ
 
 
-def filter_block(be, xp, B, threshold):
+def filter_block(be, xp, B, threshold, noise=0.0):
     """Local pivoted QR of the projected block B; returns the pivot order and how many pivots to
     keep: those whose trailing energy ``sum_{s >= t} ||R[s, :]||^2`` exceeds ``threshold`` times
-    the block's whole energy (redundant picks arrive last, with almost no energy), and always
-    more than :data:`DEPENDENT` eps times it: below that a pivot is numerically in the span of
-    the others (even plain BRP, ``threshold = 0``, never keeps such a pick: on an exactly
-    rank-1 matrix it kept 64 of them).
+    the block's whole energy (redundant picks arrive last, with almost no energy), and ``noise``
+    (the rounding the projection leaves in the block, :data:`NOISE`): a pick below it is
+    numerically in the span of the basis and the other picks (even plain BRP, ``threshold = 0``,
+    must not keep such picks: on an exactly rank-1 matrix it kept 64 of them).
 
     A tall B is first reduced to its R factor (unpivoted, BLAS-3): pivoted QR of ``R0`` picks the
     same pivots with the same R as pivoted QR of ``B = Q0 R0`` (only inner products matter), at
     O(m c^2) GEMM-rich work instead of LAPACK geqp3's half-BLAS-2 sweep over m x c (profiled:
-    geqp3 of the 1000 x 256 pool was the bulk of an rbrp run on 1000 x 600). The R factor comes
-    from the Cholesky factor of ``B^H B`` (half a GEMM; it only ranks the pool, whose kept pivots
-    carry at least 1/b of its energy, far above that route's rounding), or from Householder QR
-    when ``B^H B`` is numerically singular.
+    geqp3 of the 1000 x 256 pool was the bulk of an rbrp run on 1000 x 600). Where the filter
+    keeps only pivots with a fair share of the block's energy (``threshold`` at least
+    :data:`GRAM_FILTER`, as RBRP's 1/b), the R factor comes from the Cholesky factor of
+    ``B^H B`` (half a GEMM; it resolves squared energies down to about ``eps ||B||^2``, far below
+    what is kept), or from Householder QR when ``B^H B`` is numerically singular. A filter that
+    keeps small pivots too (BRP, RP) needs their order right: Householder QR always.
     """
     if B.shape[0] > B.shape[1]:
-        R0 = be.gram_cholesky(B)  # syrk + potrf: half a GEMM; None if B^H B is singular
+        R0 = be.gram_cholesky(B) if threshold >= GRAM_FILTER else None  # syrk + potrf
         B = be.qr_r(B) if R0 is None else R0
     R, piv = be.qr_pivoted(B)
     tails = tail_sums(xp, row_sqnorms(xp, R))  # ends with a 0, never counted below
     total = float(tails[0])
-    if total <= 0.0:
+    if total <= noise:
         return piv, 0
-    eps_ = float(xp.finfo(real_dtype(xp, B.dtype)).eps)
-    return piv, count(xp, tails > max(threshold, DEPENDENT * eps_) * total)
+    return piv, count(xp, tails > max(threshold * total, noise))
 
 
-#: Energy below which a pivot of the local pivoted QR counts as numerically dependent, in units
-#: of eps times the block's energy (the rounding of the Gram route's R is about eps ||B||^2).
-DEPENDENT = 64.0
+#: The smallest filter threshold for which the pool's R factor may come from the Gram matrix.
+GRAM_FILTER = 1e-6
+
+#: Rounding the projection ``a_j - Q (Q^H a_j)`` leaves in a candidate, in units of
+#: ``eps^2 (m + k) ||a_j||^2`` (squared; k the basis size): a block's energy below that sum over
+#: its candidates is noise.
+NOISE = 16.0
 
 
 def downdate(be, d, Rnew, alive):
@@ -184,6 +187,8 @@ class BlockRandomPivoting:
         Rs: list[Any] = []
         Q = None
         k = 0
+        d0 = op.col_sqnorms()  # one pass over A
+        noise = NOISE * P.eps**2 * P.m  # times (1 + k / m) sum_J d0_j: see filter_block
         if start is not None and start.shape[0]:
             Q = be.qr(op.columns(start))[0]
             chosen, Qs, Rs = [start], [Q], [op.left_matmat(ctranspose(xp, Q))]
@@ -192,20 +197,26 @@ class BlockRandomPivoting:
             d = op.column_residuals(Q, Rs[0])
             d = xp.where(alive, d, xp.zeros_like(d))
         else:
-            d = op.col_sqnorms()  # one pass over A
+            d = d0
         dref = d  # each d_j at its last exact computation
         resid = _alive_sum(xp, d, alive)
         while k < kmax and resid > stop2:
             positive = count(xp, alive & (d > 0))
-            if positive == 0:  # A is exhausted (exactly low rank): fill with remaining columns
-                rest = xp.nonzero(alive)[0][: kmax - k]
-                J, keep = rest, rest.shape[0]
+            if positive == 0:
+                # A is exhausted (numerically low rank): fill with columns not chosen yet, the
+                # retired ones included (fixed rank asks for k columns whatever their worth)
+                taken = _mask(xp, xp.concat(chosen), n) if chosen else xp.zeros(n, dtype=xp.bool)
+                J = xp.nonzero(~taken)[0][: kmax - k]
+                keep = J.shape[0]
+                if keep == 0:
+                    break
                 Bk = project(be, xp, Q, op.columns(J))
             else:
                 # a full pool even when fewer columns are wanted: the local QR chooses among them
                 J = sample_block(be, xp, P.rng, d, alive, min(self.pool * b, positive))
                 B = project_known(be, xp, Qs, Rs, op.columns(J), J)
-                piv, keep = filter_block(be, xp, B, threshold)
+                piv, keep = filter_block(be, xp, B, threshold,
+                                         noise * (1 + k / P.m) * float(xp.sum(xp.take(d0, J))))
                 if keep == 0:  # every pick was numerically in the span: retire them
                     alive = alive & ~_mask(xp, J, n)
                     d = xp.where(_mask(xp, J, n), xp.zeros_like(d), d)
@@ -216,7 +227,6 @@ class BlockRandomPivoting:
                 Bk = project(be, xp, Q, xp.take(B, piv[:keep], axis=1), passes=1)
             Qk = be.qr(Bk)[0]  # Bk is already projected twice: orthogonal to Q to working accuracy
             Rk = op.left_matmat(ctranspose(xp, Qk))  # the one GEMM of the block
-            before = (d, alive, k)
             chosen.append(J)
             Qs.append(Qk)
             Rs.append(Rk)
@@ -228,7 +238,7 @@ class BlockRandomPivoting:
             resid = _alive_sum(xp, d, alive)
         if tol is not None and len(chosen) > (start is not None) and resid <= stop2:
             # The last block may overshoot: keep its shortest prefix that meets tol.
-            j, resid = _shortest_prefix(xp, *before, chosen[-1], Rs[-1], stop2)
+            j, resid = _shortest_prefix(xp, resid, Rs[-1], stop2)
             chosen[-1], Rs[-1] = chosen[-1][:j], Rs[-1][:j, :]
         return _skeleton(P, xp, be, chosen, Rs, n, relative(resid, total))
 
@@ -261,18 +271,19 @@ def _recompute(xp, op, Q, Rs, d, dref, alive, eps_):
     return xp.where(low, full, d), xp.where(low, full, dref)
 
 
-def _shortest_prefix(xp, d, alive, k0, J, Rk, thr2):
-    """Smallest j whose first j pivots of the last block (J, rows Rk of Q^H A) leave a residual
-    ``sum_{c not chosen} (d_c - sum_{t < j} |Rk[t, c]|^2)`` of at most thr2, and that residual."""
-    n = d.shape[0]
-    used = xp.zeros_like(d)
-    for j in range(1, J.shape[0] + 1):
-        used = used + col_sqnorms(xp, Rk[j - 1 : j, :])
-        left = alive & ~_mask(xp, J[:j], n)
-        e2 = float(xp.sum(xp.where(left, xp.clip(d - used, min=0.0), xp.zeros_like(d))))
-        if e2 <= thr2:
-            return j, e2
-    return J.shape[0], e2
+def _shortest_prefix(xp, resid, Rk, thr2):
+    """Smallest j >= 1 whose first j pivots of the last block (rows Rk of ``Q^H A``) leave a
+    squared error of at most thr2, and that error.
+
+    With ``resid`` the residual after the whole block (exact to about sqrt(eps), see
+    :func:`_recompute`), the error after its first j pivots is ``resid + sum_{t >= j}
+    ||Rk[t, :]||^2``: the block's own later pivots (row t of ``Q_k^H A`` vanishes on the
+    block's pivots before t) and every other column's share of them, a sum of positive terms
+    (no cancellation at any level: a difference of column norms cannot resolve errors below
+    about sqrt(eps))."""
+    e2 = resid + tail_sums(xp, row_sqnorms(xp, Rk))  # b + 1 values, non-increasing
+    j = max(1, count(xp, e2 > thr2))
+    return j, float(e2[j])
 
 
 def _mask(xp, idx, n):

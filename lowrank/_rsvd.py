@@ -134,12 +134,13 @@ def _truncated(P, Q, Ub, S, Vh, k, err2):
     ``U diag(S) Vh = U U^H A`` is a projection of A."""
     U = P.be.matmul(Q, Ub[:, :k])
     S, Vh = S[:k], Vh[:k, :]
-    return U, S, Vh, P.certified(err2, lambda: P.op.residual_sqnorm(_scaled_columns(P.xp, U, S), Vh))
+    return U, S, Vh, P.certified(err2, lambda: P.op.residual_sqnorm(U, _diag(P.xp, S), Vh))
 
 
-def _scaled_columns(xp, U, S):
-    """``U diag(S)``."""
-    return U * xp.astype(S, U.dtype)[None, :]
+def _diag(xp, S):
+    """``diag(S)`` as a k x k matrix."""
+    k = S.shape[0]
+    return xp.eye(k, dtype=S.dtype, device=S.device) * S[None, :]
 
 
 def rsvd_adaptive(P, tol, n_iter):
