@@ -15,8 +15,10 @@ Three implementations of one contract:
 
 - :func:`batched_lupp_reference`, the twin: SciPy's LAPACK getrf on each transpose;
 - :func:`batched_lupp_emulated`: the kernel's own algorithm (unblocked, the pivot search of
-  i?amax: the first of equal maxima, ``|re| + |im|`` for complex) written in NumPy, vectorized
-  over the batch; it tests the algorithm on a CPU against LAPACK;
+  i?amax: the first of equal maxima, ``|re| + |im|`` for complex, measured in double precision;
+  a NaN counts as the largest value, so the first NaN is the pivot, as ``numpy.argmax`` has it;
+  subnormal numbers are numbers, also on the GPU whatever ``-ftz`` says) written in NumPy,
+  vectorized over the batch; it tests the algorithm on a CPU against LAPACK;
 - :func:`batched_lupp_cupy`: the kernel, one thread block per matrix.
 
 The three pick the same pivots except where two candidates tie within rounding (the factors
@@ -39,6 +41,8 @@ import math
 import numpy as np
 from scipy.linalg import lapack
 
+from . import template_arg
+
 __all__ = ["batched_lupp_cupy", "batched_lupp_emulated", "batched_lupp_reference"]
 
 #: Threads per block (fixed by the kernel: LR_LUPP_THREADS).
@@ -46,19 +50,10 @@ THREADS = 256
 #: At most this many blocks; the kernel's grid-stride loop covers larger batches.
 MAX_BLOCKS = 1 << 20
 
-_TEMPLATE_ARG = {
-    np.dtype(np.float32): "float",
-    np.dtype(np.float64): "double",
-    np.dtype(np.complex64): "float2",
-    np.dtype(np.complex128): "double2",
-}
-
-
 def _check(Y, k):
     if Y.ndim < 2:
         raise ValueError(f"Y must be a stack of matrices (..., l, n), got shape {Y.shape}")
-    if np.dtype(Y.dtype) not in _TEMPLATE_ARG:
-        raise TypeError(f"Y must be float32, float64, complex64 or complex128, got {Y.dtype}")
+    template_arg(Y.dtype, "Y")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise TypeError(f"k must be an integer, got {type(k).__name__}")
     l, n = Y.shape[-2:]
@@ -99,7 +94,11 @@ def batched_lupp_reference(Y, k):
 
 
 def _abs1(x):
-    return np.abs(x.real) + np.abs(x.imag) if np.iscomplexobj(x) else np.abs(x)
+    """The pivot search's measure, in double precision as the kernel computes it: |x|, or
+    |re| + |im| of the parts converted exactly (complex64's sum rounded to double)."""
+    if np.iscomplexobj(x):
+        return np.abs(x.real.astype(np.float64)) + np.abs(x.imag.astype(np.float64))
+    return np.abs(x.astype(np.float64))
 
 
 def batched_lupp_emulated(Y, k):
@@ -154,8 +153,7 @@ def batched_lupp_cupy(Y, k):
         W = cp.array(Y[..., :k, :], order="C", copy=True).reshape(B, k, n)  # a fresh copy
         perm = cp.empty((B, n), dtype=cp.int64)
         if B and n:  # (k = 0: perm is the identity, set by the kernel too)
-            kernel = get_function("batched_lupp", _TEMPLATE_ARG[np.dtype(Y.dtype)],
-                                  device=Y.device.id)
+            kernel = get_function("batched_lupp", template_arg(Y.dtype, "Y"), device=Y.device.id)
             kernel((min(B, MAX_BLOCKS),), (THREADS,),
                    (W, np.int64(B), np.int32(k), np.int64(n), np.int64(n), np.int64(k * n),
                     perm, np.int64(n)))

@@ -60,6 +60,8 @@ class HostLib:
     """The interface of :class:`lowrank.backends.cupy.CupyLib` on NumPy, SciPy and the twins.
     ``transfers`` records the size of every device-to-host copy the backend asks for."""
 
+    stacked_solve = True  # CuPy 14's solve_triangular takes stacks
+
     def __init__(self):
         self.transfers: list[int] = []
         self.generators: list[FakeDeviceGenerator] = []
@@ -96,6 +98,17 @@ class HostLib:
     def cholesky(self, G):
         return np.linalg.cholesky(G)
 
+    def cholesky_stack(self, G):
+        """potrfBatched without its status: a factor of NaN where a matrix is not positive
+        definite (cuSOLVER leaves a partial factor there; the backend must not trust either)."""
+        out = np.empty_like(G)
+        for i in np.ndindex(G.shape[:-2]):
+            try:
+                out[i] = np.linalg.cholesky(G[i])
+            except np.linalg.LinAlgError:
+                out[i] = np.nan
+        return out
+
     def lu_factor(self, a):
         return scipy.linalg.lu_factor(a, check_finite=False)
 
@@ -107,9 +120,11 @@ class HostLib:
         return scipy.linalg.solve_triangular(a, b, trans=trans, lower=lower,
                                              unit_diagonal=unit_diagonal, check_finite=False)
 
-    def sqnorm(self, a):
-        v = np.ravel(a)
-        return float(np.vdot(v, v).real)
+    def sqnorm(self, a, axis=None):
+        """As the reduction kernel: each |a_ij|^2 in double precision, summed in double."""
+        wide = a.astype(np.complex128 if np.iscomplexobj(a) else np.float64)
+        s = np.sum(wide.real**2 + wide.imag**2 if np.iscomplexobj(a) else wide**2, axis=axis)
+        return float(s) if axis is None else s
 
     def is_device_generator(self, obj):
         return isinstance(obj, FakeDeviceGenerator)
