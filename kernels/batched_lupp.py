@@ -101,6 +101,22 @@ def _abs1(x):
     return np.abs(x.astype(np.float64))
 
 
+def _smith_divide(a, b):
+    """``a / b`` for complex arrays by Smith's algorithm, as the kernel divides (NumPy's own
+    division multiplies by a reciprocal of the denominator, which overflows for a subnormal
+    divisor). In a's precision."""
+    br, bi, ar, ai = b.real, b.imag, a.real, a.imag
+    big = np.abs(br) >= np.abs(bi)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        r = np.where(big, bi / br, br / bi)
+        den = np.where(big, br + bi * r, br * r + bi)
+        qr = np.where(big, ar + ai * r, ar * r + ai) / den
+        qi = np.where(big, ai - ar * r, ai * r - ar) / den
+    out = np.empty(np.broadcast_shapes(a.shape, b.shape), dtype=a.dtype)
+    out.real, out.imag = qr, qi
+    return out
+
+
 def batched_lupp_emulated(Y, k):
     """The kernel's algorithm in NumPy, vectorized over the batch (same steps, same pivot rule,
     same scaling rule, in the working precision of Y). Returns ``(LUt, perm)``."""
@@ -124,7 +140,7 @@ def batched_lupp_emulated(Y, k):
         nz = pv != 0
         if np.iscomplexobj(W):
             safe = np.where(nz, pv, 1)
-            scaled = W[:, t, t + 1 :] / safe[:, None]
+            scaled = _smith_divide(W[:, t, t + 1 :], safe[:, None])
         else:
             use_inv = np.abs(pv) >= sfmin
             safe = np.where(nz, pv, 1)
