@@ -3,9 +3,10 @@
 
 For a stack ``Y`` (..., l, n) of sketches (l >= k rows, k <= n), matrix by matrix: LU with partial
 pivoting of the transpose of its first k rows, ``Y[..., :k, :]^T`` (n x k), as LAPACK's getrf does
-it. The first k row pivots of ``Y^T`` are the skeleton columns of the sketched matrix
-(ALGORITHMS.md section 2); partial pivoting is greedy, so rows k.. of the sketch never change
-them, and the kernel reads only the first k.
+it. The first k row pivots of ``Y^T`` are the skeleton columns of the sketched matrix (the
+columns of the sketch that LU with partial pivoting picks are the skeleton of a column ID);
+partial pivoting is greedy, so rows k.. of the sketch never change them, and the kernel reads
+only the first k.
 
 Returns ``LUt`` (..., k, n), the transposes of getrf's packed factors (the multipliers of L
 right of the diagonal, U on and left of it), and ``perm`` (..., n) int64, getrf's row

@@ -1,4 +1,5 @@
-// One block step of blockwise random pivoting (RBRP, ALGORITHMS.md section 4) on the GPU:
+// One block step of robust blockwise random pivoting (RBRP: sample a pool of columns by their
+// residual norms, filter it by a local pivoted QR, downdate the norms) on the GPU:
 //
 //  * weighted sampling of b distinct columns with probability proportional to their residual
 //    norms, by exponential keys (Efraimidis-Spirakis): key_j = e_j / w_j with e_j a standard

@@ -1,11 +1,13 @@
-// Residual estimation for an interpolative decomposition (ALGORITHMS.md sections 3-4): the squared
+// Residual estimation for an interpolative decomposition (exact errors and sketched estimates of
+// them, for the LUPP and RBRP paths): the squared
 // column norms of the residual A_rest - A_S X, computed tile by tile so that the residual (m x r)
 // is never materialized:
 //     out[j] = sum_{i < m} |M[i, rest[j]] - sum_{s < k} MS[i, s] X[s, j]|^2,   j < r.
 // M is the matrix (A itself for the exact error of an ID, or a sketch block Omega A for the
-// unbiased estimate of section 3), MS = M[:, S] its skeleton columns, X (k x r) the interpolation
-// of the other columns. Applied to Z = Omega A with X = L21 L11^{-1} from the LUPP of the sketch,
-// sum_j out[j] is the Schur-complement estimate of section 3.
+// unbiased estimate of the squared error, E[Omega^T Omega] = I with X fixed before Omega was
+// drawn), MS = M[:, S] its skeleton columns, X (k x r) the interpolation of the other columns.
+// Applied to Z = Omega A with X = L21 L11^{-1} from the LUPP of the sketch, sum_j out[j] is the
+// Schur-complement estimate of the error.
 //
 // Every matrix is addressed by two element strides (any layout). A thread block of 16 x 16
 // threads owns LR_TN = 64 residual columns and walks over the row tiles blockIdx.y,

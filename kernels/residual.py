@@ -5,7 +5,7 @@ m x r residual.
 With ``M = A`` it is the exact squared error of the column ID ``A ~ A[:, S] X`` column by column
 (the sum, divided by ``||A||_F^2``, is the squared relative Frobenius error); with ``M`` a fresh
 sketch block ``Z = Omega A`` (E[Omega^T Omega] = I) and X fixed before Omega was drawn, the sum is
-an unbiased estimate of it: the Schur-complement estimate of ALGORITHMS.md section 3 (with ``X =
+an unbiased estimate of it: the Schur-complement estimate of the error (with ``X =
 (L21 L11^{-1})^T`` from the LUPP of the sketch), and the CPQR check of a fresh sketch.
 
 :func:`residual_colnorms_reference` is the NumPy twin (it forms the residual);
