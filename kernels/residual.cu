@@ -14,7 +14,7 @@
 // blockIdx.y + gridDim.y, ... of LR_TM = 64 rows; each thread computes a 4 x 4 micro-tile of
 // MS X (rows tr + 16 u, columns tc + 16 c), the inner dimension staged through shared memory
 // LR_TK = 16 at a time, subtracts it from M[:, rest] and adds the squared moduli to its 4 column
-// sums, which live in shared memory (red[tr][column]: registers are what the double2 tile lacks).
+// sums, which live in shared memory (red[column][tr]: registers are what the double2 tile lacks).
 // The thread's row and column indices (tr, tc) are (threadIdx.y, threadIdx.x) when M is
 // row-major and (threadIdx.x, threadIdx.y) when it is column-major, so that in both layouts
 // consecutive threads read consecutive addresses of M (a warp reads 16 consecutive elements of a
@@ -57,7 +57,8 @@ residual_colnorms(const T* __restrict__ M, const lr_i64 sm0, const lr_i64 sm1,
     typedef typename lr_real<T>::type real;
     __shared__ T As[LR_TK][LR_TM];  // As[kk][row] = MS[i0 + row, s0 + kk]
     __shared__ T Xs[LR_TK][LR_TN];  // Xs[kk][col] = X[s0 + kk, j0 + col]
-    __shared__ real red[16][LR_TN];  // red[tr][col]: the column sums of thread row tr
+    __shared__ real red[LR_TN][17];  // red[col][tr]: the column sums of thread row tr (padded:
+                                     // consecutive threads hit distinct banks in both layouts)
     const int lt = threadIdx.y * 16 + threadIdx.x;
     const bool colmajor = sm0 == 1 && sm1 != 1;  // uniform over the grid
     const int tr = colmajor ? threadIdx.x : threadIdx.y;
@@ -66,7 +67,7 @@ residual_colnorms(const T* __restrict__ M, const lr_i64 sm0, const lr_i64 sm1,
 
 #pragma unroll
     for (int c = 0; c < 4; ++c) {
-        red[tr][tc + 16 * c] = real(0);
+        red[tc + 16 * c][tr] = real(0);
     }
 
     for (lr_i64 i0 = static_cast<lr_i64>(blockIdx.y) * LR_TM; i0 < m;
@@ -116,7 +117,7 @@ residual_colnorms(const T* __restrict__ M, const lr_i64 sm0, const lr_i64 sm1,
             const lr_i64 j = j0 + tc + 16 * c;
             if (j < r) {
                 const lr_i64 col = rest[j] * sm1;
-                real sum = red[tr][tc + 16 * c];
+                real sum = red[tc + 16 * c][tr];
 #pragma unroll
                 for (int u = 0; u < 4; ++u) {
                     const lr_i64 i = i0 + tr + 16 * u;
@@ -124,7 +125,7 @@ residual_colnorms(const T* __restrict__ M, const lr_i64 sm0, const lr_i64 sm1,
                         sum = lr_fadd(sum, lr_abs2(lr_sub(M[i * sm0 + col], acc[u][c])));
                     }
                 }
-                red[tr][tc + 16 * c] = sum;
+                red[tc + 16 * c][tr] = sum;
             }
         }
     }
@@ -135,7 +136,7 @@ residual_colnorms(const T* __restrict__ M, const lr_i64 sm0, const lr_i64 sm1,
         if (j < r) {
             real s = real(0);
             for (int y = 0; y < 16; ++y) {
-                s = lr_fadd(s, red[y][lt]);
+                s = lr_fadd(s, red[lt][y]);
             }
             part[static_cast<lr_i64>(blockIdx.y) * r + j] = s;
         }

@@ -475,14 +475,19 @@ def _qr_ok(A, Q, R):
     assert np.all(res <= 5 * n**2 * np.sqrt(n) * eps_), res.max()
 
 
+def _backend_counting_householder():
+    """The backend on the stand-in, and the shapes of the Householder QRs it asks for."""
+    lib = HostLib()
+    calls = []
+    lib.qr = lambda a, mode: calls.append(a.shape) or np.linalg.qr(a, mode=mode)
+    return CupyBackend(np_compat, lib=lib), calls
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.complex128])
 def test_stacked_qr_is_batched_cholesky_qr2(dtype):
     """A stack of tall matrices: no Householder call at all (CuPy's batched QR is a host loop of
     two cuSOLVER calls per matrix), and Q, R as accurate as Householder's."""
-    lib = HostLib()
-    be = CupyBackend(np_compat, lib=lib)
-    calls = []
-    lib.qr = lambda a, mode: calls.append(a.shape) or np.linalg.qr(a, mode=mode)
+    be, calls = _backend_counting_householder()
     rng = np.random.default_rng(5)
     A = rng.standard_normal((30, 40, 8))
     if np.dtype(dtype).kind == "c":
@@ -498,10 +503,7 @@ def test_stacked_qr_is_batched_cholesky_qr2(dtype):
 def test_stacked_qr_falls_back_to_householder_for_ill_conditioned_matrices():
     """Matrices beyond CholeskyQR2's reach (cond 1e12 > eps^-1/2, a zero column: Cholesky
     breaks down) are redone by Householder QR, and only they."""
-    lib = HostLib()
-    be = CupyBackend(np_compat, lib=lib)
-    calls = []
-    lib.qr = lambda a, mode: calls.append(a.shape) or np.linalg.qr(a, mode=mode)
+    be, calls = _backend_counting_householder()
     rng = np.random.default_rng(6)
     A = rng.standard_normal((10, 40, 8))
     U, _, Vh = np.linalg.svd(A[3], full_matrices=False)
