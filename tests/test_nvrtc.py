@@ -31,8 +31,9 @@ import types
 
 import numpy as np
 import pytest
-from lowrank import kernels
 from lowrank.backends import cupy as cupy_backend
+
+from lowrank import kernels
 
 cupy = pytest.importorskip("cupy", reason="CuPy is not installed: pip install '.[test]'")
 compiler = pytest.importorskip("cupy.cuda.compiler")
