@@ -4,11 +4,29 @@ What runs where:
 
 - **Products, QR, SVD, Cholesky**: cuBLAS and cuSOLVER through ``cupy`` (``cupy.matmul``,
   ``cupy.linalg.qr``, ``cupy.linalg.svd``, ``cupy.linalg.cholesky``), with CuPy's linalg error
-  mode set to ``"raise"`` around the factorizations, so a failed Cholesky is reported rather than
-  returned as garbage.
+  mode set to ``"raise"`` around the SVD and the Cholesky factorization, so a failed one is
+  reported rather than returned as garbage. Householder QR cannot fail numerically (cuSOLVER's
+  status only reports bad arguments), so it runs without that check, which costs a host
+  synchronization per cuSOLVER call.
+- **SVD of a thin or wide matrix** (one side at least 1.5 times the other): QR first, then the
+  SVD of the small square factor, as the NumPy backend does (cuSOLVER's gesvd works on the whole
+  matrix otherwise: the 210 x 16384 projection of a rank-200 ``rsvd``).
+- **QR of a stack** (the stacked IDs and SVDs of ``lowrank._batch``): batched CholeskyQR2, a
+  handful of launches for the whole stack (batched GEMMs for the Gram matrices and the products,
+  batched Cholesky (potrfBatched), batched triangular solves (trsmBatched)), where CuPy's own
+  batched QR runs two cuSOLVER calls per matrix from a host loop. After the first pass the Gram
+  matrix of the new Q is compared with the identity, matrix by matrix; where it is off by 1/2 or
+  more in Frobenius norm (A too ill-conditioned for the second pass to repair: condition numbers
+  beyond about ``eps**-1/2``) or not finite (a Cholesky that broke down), that matrix alone is
+  redone by Householder QR.
 - **LU with partial pivoting**: cuSOLVER getrf (``cupyx.scipy.linalg.lu_factor``); the pivot
   vector (min(m, n) integers) comes to the host and goes back as a permutation (n integers).
-- **Triangular solves**: cuBLAS trsm (``cupyx.scipy.linalg.solve_triangular``).
+- **Triangular solves**: cuBLAS trsm (``cupyx.scipy.linalg.solve_triangular``); a stack takes
+  one trsmBatched call on CuPy 14 and later, and a loop over its matrices on older CuPy (whose
+  ``solve_triangular`` takes one matrix).
+- **Squared Frobenius norms** (``sqnorm``): a ``cupy.ReductionKernel`` that squares each entry
+  into a double-precision accumulator (``|z|^2`` for complex; float32 entries converted exactly):
+  no temporary, any layout, and a double-precision sum as on the host.
 - **Random numbers**: drawn on the device (see *Randomness* below).
 - **Sparse-sign sketch**: the ``sparse_sign_apply`` kernel; its pattern (m x zeta rows and signs,
   O(m) numbers) is drawn on the host from the same stream as the NumPy backend's, so a
@@ -45,16 +63,55 @@ machine without a GPU. Installed as ``lowrank.backends.cupy``; importing it does
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
 
-from ._base import Backend
+from ._base import Backend, ctranspose
 from .numpy import NumpyBackend, ipiv_to_perm
 
-__all__ = ["CupyBackend", "CupyLib", "DeviceRandom"]
+__all__ = ["SQNORM_PREAMBLE", "CupyBackend", "CupyLib", "DeviceRandom"]
 
 _HOST = NumpyBackend()
+
+#: A 2-D SVD goes through QR first where one side is at least this many times the other (the
+#: NumPy backend's threshold).
+SVD_QR_ASPECT = 1.5
+
+#: CholeskyQR2 of a stack falls back to Householder QR for the matrices whose Gram matrix after
+#: the first pass is at least this far from the identity (Frobenius norm): then the first pass's
+#: Q has condition number above sqrt(3), and the second pass no longer repairs its orthogonality
+#: to working precision.
+CHOLQR_GRAM_TOLERANCE = 0.5
+
+#: The device functions of :meth:`CupyLib.sqnorm`'s reduction: ``|x|^2`` in double precision for
+#: each element type of CuPy (``complex<float>``, ``complex<double>``: CuPy's complex types).
+#: float32 parts are converted to double by the plain ``cvt.f64.f32`` instruction, exact for
+#: subnormal numbers too (CuPy compiles with -ftz=true, which would flush them in a C++ cast).
+SQNORM_PREAMBLE = r"""
+__device__ __forceinline__ double lr_sq_widen(float a) {
+    double r;
+    asm("cvt.f64.f32 %0, %1;" : "=d"(r) : "f"(a));
+    return r;
+}
+__device__ __forceinline__ double lr_sq(float x) { const double d = lr_sq_widen(x); return d * d; }
+__device__ __forceinline__ double lr_sq(double x) { return x * x; }
+__device__ __forceinline__ double lr_sq(complex<float> z) {
+    const double a = lr_sq_widen(z.real()), b = lr_sq_widen(z.imag());
+    return fma(a, a, b * b);
+}
+__device__ __forceinline__ double lr_sq(complex<double> z) {
+    const double a = z.real(), b = z.imag();
+    return fma(a, a, b * b);
+}
+"""
+
+
+def _cupy_major(version: str) -> int:
+    """The major version of a CuPy version string (``"14.2.0"`` -> 14; 0 if unreadable)."""
+    head = str(version).split(".", 1)[0]
+    return int(head) if head.isdigit() else 0
 
 
 class DeviceRandom(np.random.Generator):
@@ -76,15 +133,23 @@ def _device_random(bit_generator, source=None) -> DeviceRandom:
 
 
 class CupyLib:
-    """The CuPy calls of :class:`CupyBackend`, in one place. Arrays are ``cupy.ndarray``."""
+    """The CuPy calls of :class:`CupyBackend`, in one place. Arrays are ``cupy.ndarray``.
 
-    def __init__(self):
-        import cupy
-        import cupyx
+    ``stacked_solve`` says whether ``solve_triangular`` takes stacks of matrices (CuPy 14 and
+    later: one trsmBatched call); older CuPy gets a loop over the stack.
+    """
+
+    def __init__(self, cupy=None, cupyx=None):
+        if cupy is None:
+            import cupy
+        if cupyx is None:
+            import cupyx
 
         self.cp = cupy
         self._errstate = cupyx.errstate
         self._linalg = None
+        self._sqnorm = None
+        self.stacked_solve = _cupy_major(cupy.__version__) >= 14
 
     @property
     def linalg(self):
@@ -131,8 +196,10 @@ class CupyLib:
         return self.cp.matmul(a, b)
 
     def qr(self, a, mode):
-        with self._errstate(linalg="raise"):
-            return self.cp.linalg.qr(a, mode=mode)
+        """Householder QR (geqrf, orgqr; a host loop over the matrices of a stack). Without
+        CuPy's ``"raise"`` mode: QR has no numerical failure to report, and the check would
+        synchronize with the host after each cuSOLVER call."""
+        return self.cp.linalg.qr(a, mode=mode)
 
     def svd(self, a):
         with self._errstate(linalg="raise"):
@@ -144,6 +211,13 @@ class CupyLib:
         with self._errstate(linalg="raise"):
             return self.cp.linalg.cholesky(G)
 
+    def cholesky_stack(self, G):
+        """Lower-triangular factors ``G[i] = L[i] L[i]^H`` of a stack (potrfBatched), unchecked:
+        a matrix that is not numerically positive definite gets a factor that is wrong or not
+        finite, and no error (the caller checks what it needs, without a host synchronization)."""
+        with self._errstate(linalg="ignore"):
+            return self.cp.linalg.cholesky(G)
+
     def lu_factor(self, a):
         """cuSOLVER getrf: ``(lu, ipiv)``, ipiv 0-based as SciPy's. An exactly zero pivot is no
         error (LAPACK's info > 0; the factorization is complete), so CuPy's warning is silenced."""
@@ -152,16 +226,33 @@ class CupyLib:
             return self.linalg.lu_factor(a, check_finite=False)
 
     def solve_triangular(self, a, b, *, trans, lower, unit_diagonal):
-        return self.linalg.solve_triangular(
-            a, b, trans=trans, lower=lower, unit_diagonal=unit_diagonal, check_finite=False
-        )
+        """cuBLAS trsm; a stack (a (..., k, k), b (..., k, n)) is one trsmBatched call where
+        ``stacked_solve`` holds, a loop over its matrices otherwise."""
+        kw = dict(trans=trans, lower=lower, unit_diagonal=unit_diagonal, check_finite=False)
+        if a.ndim > 2 and not self.stacked_solve:
+            lead = a.shape[:-2]
+            a3 = a.reshape(-1, *a.shape[-2:])
+            b3 = b.reshape(-1, *b.shape[len(lead):])
+            out = [self.linalg.solve_triangular(a3[i], b3[i], **kw) for i in range(a3.shape[0])]
+            return self.cp.stack(out).reshape(*lead, *b.shape[len(lead):]) if out else \
+                self.cp.empty(b.shape, dtype=self.cp.result_type(a, b))
+        return self.linalg.solve_triangular(a, b, **kw)
 
-    def sqnorm(self, a):
-        """``||a||_F^2`` through cuBLAS dot for a contiguous ``a`` (no temporary); None otherwise."""
-        if not (a.flags.c_contiguous or a.flags.f_contiguous):
-            return None
-        v = a.ravel(order="F" if a.flags.f_contiguous and not a.flags.c_contiguous else "C")
-        return float(self.cp.vdot(v, v).real)
+    def sqnorm_kernel(self):
+        """The ``cupy.ReductionKernel`` of :meth:`sqnorm` (made once)."""
+        if self._sqnorm is None:
+            self._sqnorm = self.cp.ReductionKernel(
+                "T x", "float64 y", "lr_sq(x)", "a + b", "y = a", "0", "lowrank_sqnorm",
+                reduce_type="double", preamble=SQNORM_PREAMBLE,
+            )
+        return self._sqnorm
+
+    def sqnorm(self, a, axis=None):
+        """``||a||_F^2`` as a Python float (``axis``: the squared norms over those axes, a float64
+        array): every entry squared into a double-precision sum, in one reduction kernel,
+        without a temporary, for any layout."""
+        s = self.sqnorm_kernel()(a, axis=axis)
+        return float(s) if axis is None else s
 
     # -- random numbers ---------------------------------------------------------------------------
     def is_device_generator(self, obj) -> bool:
@@ -283,7 +374,44 @@ class CupyBackend(Backend):
         return self.lib.matmul(a, b)
 
     def qr(self, a):
+        if (a.ndim > 2 and a.shape[-2] >= a.shape[-1] >= 1 and math.prod(a.shape[:-2]) > 0
+                and self.lib.stacked_solve):
+            return self._cholesky_qr2(a)
         return self.lib.qr(a, "reduced")
+
+    def _cholesky_qr2(self, a):
+        """Reduced QR of a stack of tall matrices (..., m, n), m >= n, by CholeskyQR2: twice
+        ``G = Q^H Q``, ``G = L L^H``, ``Q <- Q L^{-H}``, ``R <- L^H R``, with batched GEMMs,
+        potrfBatched and trsmBatched (the inverse of each n x n factor, then a GEMM). The
+        matrices whose Gram matrix after the first pass is off the identity by
+        :data:`CHOLQR_GRAM_TOLERANCE` or more, or not finite, are redone by Householder QR."""
+        xp, lib = self.xp, self.lib
+        lead, (m, n) = tuple(a.shape[:-2]), a.shape[-2:]
+        a = xp.reshape(a, (-1, m, n))
+        b = a.shape[0]
+        eye = xp.eye(n, dtype=a.dtype, device=a.device)
+        Q, R, ok = a, None, None
+        for _ in range(2):
+            G = lib.matmul(ctranspose(xp, Q), Q)
+            if R is not None:  # the first pass's Q: is it close enough to orthonormal?
+                D = G - eye
+                if xp.isdtype(D.dtype, "complex floating"):
+                    D = xp.real(D) ** 2 + xp.imag(D) ** 2
+                else:
+                    D = D * D
+                ok = xp.sum(D, axis=(-2, -1)) <= CHOLQR_GRAM_TOLERANCE**2  # False for NaN
+            Rk = ctranspose(xp, lib.cholesky_stack(G))
+            Rinv = lib.solve_triangular(Rk, xp.broadcast_to(eye, (b, n, n)), trans=0,
+                                        lower=False, unit_diagonal=False)
+            Q = lib.matmul(Q, Rinv)
+            R = Rk if R is None else lib.matmul(Rk, R)
+        ok &= xp.all(xp.isfinite(Q), axis=(-2, -1)) & xp.all(xp.isfinite(R), axis=(-2, -1))
+        if not bool(xp.all(ok)):  # one host synchronization
+            bad = np.nonzero(~np.asarray(lib.to_host(ok), dtype=bool))[0]
+            idx = lib.from_host(bad.astype(np.int64), like=a)
+            Qb, Rb = lib.qr(xp.take(a, idx, axis=0), "reduced")
+            Q[idx], R[idx] = Qb, Rb
+        return xp.reshape(Q, (*lead, m, n)), xp.reshape(R, (*lead, n, n))
 
     def qr_r(self, a):
         return self.lib.qr(a, "r")
@@ -313,7 +441,19 @@ class CupyBackend(Backend):
         )
 
     def svd(self, a):
-        return self.lib.svd(a)
+        """Reduced SVD; a 2-D ``a`` with one side at least :data:`SVD_QR_ASPECT` times the other
+        is first reduced by QR (``a = Q R`` or ``a^H = Q R``) and only the small square factor
+        goes to the SVD, as the NumPy backend does."""
+        lib, xp = self.lib, self.xp
+        if a.ndim == 2 and min(a.shape) >= 1 and max(a.shape) >= SVD_QR_ASPECT * min(a.shape):
+            if a.shape[0] >= a.shape[1]:
+                Q, R = lib.qr(a, "reduced")
+                Ur, S, Vh = lib.svd(R)
+                return lib.matmul(Q, Ur), S, Vh
+            Q, R = lib.qr(ctranspose(xp, a), "reduced")  # a^H = Q R, so a = R^H Q^H
+            Ur, S, Vrh = lib.svd(ctranspose(xp, R))
+            return Ur, S, lib.matmul(Vrh, ctranspose(xp, Q))
+        return lib.svd(a)
 
     def gram_cholesky(self, w):
         xp = self.xp
@@ -330,8 +470,9 @@ class CupyBackend(Backend):
         return R if self.lib.all_finite(R) else None
 
     def sqnorm(self, a) -> float:
-        s = self.lib.sqnorm(a)
-        return super().sqnorm(a) if s is None else s
+        """``||a||_F^2`` as a Python float, from one reduction kernel that squares into a
+        double-precision sum (no temporary, any layout)."""
+        return self.lib.sqnorm(a)
 
     def to_host(self, a):
         """A NumPy copy of the device array ``a`` (small arrays only)."""

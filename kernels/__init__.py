@@ -7,20 +7,32 @@ an optional dependency: nothing here imports it until :func:`get_function` is ca
 package imports, and its sources can be listed and compiled with ``nvcc``, on any machine.
 
 :data:`KERNELS` names every kernel, the file that holds it and the template arguments it is built
-for; :func:`get_function` compiles a file once per device (NVRTC, through
-``cupy.RawModule(name_expressions=...)``) and returns the kernel for one template argument.
+for, and :data:`TEMPLATE_ARGS` the C++ type that stands for each element dtype (:func:`template_arg`
+checks a dtype against it). :func:`build_module` is the ``cupy.RawModule`` of one source, with the
+name expressions of all its kernels; :func:`get_function` compiles a source once per device
+(NVRTC, through that module; the compiled kernels are kept by ``cupy.memoize(for_each_device=True)``)
+and returns the kernel for one template argument.
+
+CuPy compiles every module with ``-ftz=true`` (single-precision subnormals flushed to zero); the
+kernels do their single-precision arithmetic in a form that ignores that flag
+(``lowrank_common.cuh``), so they compute as their NumPy twins do, subnormals included.
 
 Installed as ``lowrank.kernels``.
 """
 
 from __future__ import annotations
 
-import threading
+import functools
 from importlib.resources import files
 from types import MappingProxyType
 from typing import NamedTuple
 
-__all__ = ["KERNELS", "KernelSpec", "get_function", "name_expression", "source", "sources"]
+import numpy as np
+
+__all__ = [
+    "KERNELS", "TEMPLATE_ARGS", "KernelSpec", "build_module", "get_function", "module_expressions",
+    "name_expression", "source", "sources", "template_arg",
+]
 
 #: Options passed to NVRTC for every module.
 COMPILE_OPTIONS = ("-std=c++17",)
@@ -52,9 +64,29 @@ KERNELS = MappingProxyType(
     }
 )
 
-_lock = threading.Lock()
-_modules: dict[tuple[str, int], object] = {}  # (source, device id) -> cupy.RawModule
-_functions: dict[tuple[str, int], object] = {}  # (name expression, device id) -> cupy.RawKernel
+#: The C++ type that stands for each element dtype in the kernels' templates: CUDA's float and
+#: double, and its vector types float2 and double2, whose layout (re, im) and alignment are those
+#: of NumPy's and CuPy's complex64 and complex128.
+TEMPLATE_ARGS = MappingProxyType(
+    {
+        np.dtype(np.float32): "float",
+        np.dtype(np.float64): "double",
+        np.dtype(np.complex64): "float2",
+        np.dtype(np.complex128): "double2",
+    }
+)
+
+
+def template_arg(dtype, name: str, real: bool = False) -> str:
+    """The template argument (:data:`TEMPLATE_ARGS`) for arrays of ``dtype``; a ``TypeError`` that
+    names the argument ``name`` where the kernels take no such dtype (``real``: only float32 and
+    float64)."""
+    dt = np.dtype(dtype)
+    allowed = [d for d in TEMPLATE_ARGS if not (real and d.kind == "c")]
+    if dt not in allowed:
+        names = [str(d) for d in allowed]
+        raise TypeError(f"{name} must be {', '.join(names[:-1])} or {names[-1]}, got {dt}")
+    return TEMPLATE_ARGS[dt]
 
 
 def sources() -> list[str]:
@@ -119,6 +151,35 @@ def _device_id(cupy, device) -> int:
     return int(device)
 
 
+def module_expressions(src: str) -> list[str]:
+    """The name expressions of every kernel of :data:`KERNELS` that lives in the source ``src``
+    (one module is built with all of them)."""
+    return [f"{k}<{a}>" for k, spec in KERNELS.items() if spec.source == src
+            for a in spec.template_args]
+
+
+def build_module(cupy, src: str):
+    """The ``cupy.RawModule`` of the source ``src`` (a file name of :func:`sources`): the text of
+    :func:`source`, the options :data:`COMPILE_OPTIONS`, the name expressions of
+    :func:`module_expressions`. Nothing is compiled until a kernel is asked for."""
+    return cupy.RawModule(code=source(src), options=COMPILE_OPTIONS,
+                          name_expressions=module_expressions(src))
+
+
+@functools.cache
+def _compiled(cupy):
+    """The one cache of compiled kernels: for a source, on the current device, its expressions
+    mapped to their kernels (``cupy.memoize(for_each_device=True)``, made when CuPy is first
+    needed)."""
+
+    @cupy.memoize(for_each_device=True)
+    def kernels_of(src):
+        module = build_module(cupy, src)
+        return MappingProxyType({e: module.get_function(e) for e in module_expressions(src)})
+
+    return kernels_of
+
+
 def get_function(name: str, template_args, device=None):
     """The ``cupy.RawKernel`` of kernel ``name`` instantiated for ``template_args``.
 
@@ -128,25 +189,5 @@ def get_function(name: str, template_args, device=None):
     """
     expr = name_expression(name, template_args)
     cupy = _import_cupy()
-    dev = _device_id(cupy, device)
-    key = (expr, dev)
-    kernel = _functions.get(key)
-    if kernel is not None:
-        return kernel
-    src = KERNELS[name].source
-    with _lock, cupy.cuda.Device(dev):
-        module = _modules.get((src, dev))
-        if module is None:
-            exprs = [
-                f"{k}<{a}>"
-                for k, spec in KERNELS.items()
-                if spec.source == src
-                for a in spec.template_args
-            ]
-            module = cupy.RawModule(
-                code=source(src), options=COMPILE_OPTIONS, name_expressions=exprs
-            )
-            _modules[(src, dev)] = module
-        kernel = module.get_function(expr)  # compiles on first use, on device `dev`
-        _functions[key] = kernel
-    return kernel
+    with cupy.cuda.Device(_device_id(cupy, device)):
+        return _compiled(cupy)(KERNELS[name].source)[expr]

@@ -3,9 +3,10 @@
 
 For a stack ``Y`` (..., l, n) of sketches (l >= k rows, k <= n), matrix by matrix: LU with partial
 pivoting of the transpose of its first k rows, ``Y[..., :k, :]^T`` (n x k), as LAPACK's getrf does
-it. The first k row pivots of ``Y^T`` are the skeleton columns of the sketched matrix
-(ALGORITHMS.md section 2); partial pivoting is greedy, so rows k.. of the sketch never change
-them, and the kernel reads only the first k.
+it. The first k row pivots of ``Y^T`` are the skeleton columns of the sketched matrix (the
+columns of the sketch that LU with partial pivoting picks are the skeleton of a column ID);
+partial pivoting is greedy, so rows k.. of the sketch never change them, and the kernel reads
+only the first k.
 
 Returns ``LUt`` (..., k, n), the transposes of getrf's packed factors (the multipliers of L
 right of the diagonal, U on and left of it), and ``perm`` (..., n) int64, getrf's row
@@ -15,8 +16,10 @@ Three implementations of one contract:
 
 - :func:`batched_lupp_reference`, the twin: SciPy's LAPACK getrf on each transpose;
 - :func:`batched_lupp_emulated`: the kernel's own algorithm (unblocked, the pivot search of
-  i?amax: the first of equal maxima, ``|re| + |im|`` for complex) written in NumPy, vectorized
-  over the batch; it tests the algorithm on a CPU against LAPACK;
+  i?amax: the first of equal maxima, ``|re| + |im|`` for complex, measured in double precision;
+  a NaN counts as the largest value, so the first NaN is the pivot, as ``numpy.argmax`` has it;
+  subnormal numbers are numbers, also on the GPU whatever ``-ftz`` says) written in NumPy,
+  vectorized over the batch; it tests the algorithm on a CPU against LAPACK;
 - :func:`batched_lupp_cupy`: the kernel, one thread block per matrix.
 
 The three pick the same pivots except where two candidates tie within rounding (the factors
@@ -39,6 +42,8 @@ import math
 import numpy as np
 from scipy.linalg import lapack
 
+from . import template_arg
+
 __all__ = ["batched_lupp_cupy", "batched_lupp_emulated", "batched_lupp_reference"]
 
 #: Threads per block (fixed by the kernel: LR_LUPP_THREADS).
@@ -46,19 +51,10 @@ THREADS = 256
 #: At most this many blocks; the kernel's grid-stride loop covers larger batches.
 MAX_BLOCKS = 1 << 20
 
-_TEMPLATE_ARG = {
-    np.dtype(np.float32): "float",
-    np.dtype(np.float64): "double",
-    np.dtype(np.complex64): "float2",
-    np.dtype(np.complex128): "double2",
-}
-
-
 def _check(Y, k):
     if Y.ndim < 2:
         raise ValueError(f"Y must be a stack of matrices (..., l, n), got shape {Y.shape}")
-    if np.dtype(Y.dtype) not in _TEMPLATE_ARG:
-        raise TypeError(f"Y must be float32, float64, complex64 or complex128, got {Y.dtype}")
+    template_arg(Y.dtype, "Y")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise TypeError(f"k must be an integer, got {type(k).__name__}")
     l, n = Y.shape[-2:]
@@ -99,7 +95,27 @@ def batched_lupp_reference(Y, k):
 
 
 def _abs1(x):
-    return np.abs(x.real) + np.abs(x.imag) if np.iscomplexobj(x) else np.abs(x)
+    """The pivot search's measure, in double precision as the kernel computes it: |x|, or
+    |re| + |im| of the parts converted exactly (complex64's sum rounded to double)."""
+    if np.iscomplexobj(x):
+        return np.abs(x.real.astype(np.float64)) + np.abs(x.imag.astype(np.float64))
+    return np.abs(x.astype(np.float64))
+
+
+def _smith_divide(a, b):
+    """``a / b`` for complex arrays by Smith's algorithm, as the kernel divides (NumPy's own
+    division multiplies by a reciprocal of the denominator, which overflows for a subnormal
+    divisor). In a's precision."""
+    br, bi, ar, ai = b.real, b.imag, a.real, a.imag
+    big = np.abs(br) >= np.abs(bi)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        r = np.where(big, bi / br, br / bi)
+        den = np.where(big, br + bi * r, br * r + bi)
+        qr = np.where(big, ar + ai * r, ar * r + ai) / den
+        qi = np.where(big, ai - ar * r, ai * r - ar) / den
+    out = np.empty(np.broadcast_shapes(a.shape, b.shape), dtype=a.dtype)
+    out.real, out.imag = qr, qi
+    return out
 
 
 def batched_lupp_emulated(Y, k):
@@ -125,7 +141,7 @@ def batched_lupp_emulated(Y, k):
         nz = pv != 0
         if np.iscomplexobj(W):
             safe = np.where(nz, pv, 1)
-            scaled = W[:, t, t + 1 :] / safe[:, None]
+            scaled = _smith_divide(W[:, t, t + 1 :], safe[:, None])
         else:
             use_inv = np.abs(pv) >= sfmin
             safe = np.where(nz, pv, 1)
@@ -154,8 +170,7 @@ def batched_lupp_cupy(Y, k):
         W = cp.array(Y[..., :k, :], order="C", copy=True).reshape(B, k, n)  # a fresh copy
         perm = cp.empty((B, n), dtype=cp.int64)
         if B and n:  # (k = 0: perm is the identity, set by the kernel too)
-            kernel = get_function("batched_lupp", _TEMPLATE_ARG[np.dtype(Y.dtype)],
-                                  device=Y.device.id)
+            kernel = get_function("batched_lupp", template_arg(Y.dtype, "Y"), device=Y.device.id)
             kernel((min(B, MAX_BLOCKS),), (THREADS,),
                    (W, np.int64(B), np.int32(k), np.int64(n), np.int64(n), np.int64(k * n),
                     perm, np.int64(n)))

@@ -1,4 +1,5 @@
-// One block step of blockwise random pivoting (RBRP, ALGORITHMS.md section 4) on the GPU:
+// One block step of robust blockwise random pivoting (RBRP: sample a pool of columns by their
+// residual norms, filter it by a local pivoted QR, downdate the norms) on the GPU:
 //
 //  * weighted sampling of b distinct columns with probability proportional to their residual
 //    norms, by exponential keys (Efraimidis-Spirakis): key_j = e_j / w_j with e_j a standard
@@ -6,7 +7,9 @@
 //    replacement proportional to w (the successive-sampling law of numpy's choice(replace=False)).
 //    Entries with w_j <= 0 (or NaN) get the key +inf and are never taken while a positive one is
 //    left. Keys are computed in double precision by one IEEE division, which CUDA and NumPy
-//    round identically, and clamped to DBL_MAX, so the NumPy twin gets bit-identical keys; keys
+//    round identically, from the weights converted exactly (float weights below FLT_MIN too,
+//    whatever -ftz says: lowrank_common.cuh), and clamped to DBL_MAX, so the NumPy twin gets
+//    bit-identical keys; keys
 //    are ordered by (key, index), a total order, so kernel and twin take the same indices in the
 //    same order.
 //      - sample_keys<W>: the keys alone (one thread per entry; the large-b path sorts them);
@@ -18,7 +21,7 @@
 //  * the fused residual-norm downdate, for the new rows R (r x n) of the block:
 //        out_j = alive_j ? max(d_j - sum_i |R_ij|^2, 0) : 0
 //    (rbrp_downdate<T>, one thread per column, the sum over i sequential in the real type of T,
-//    reads of a row of R coalesced). NaN propagates as in numpy.clip.
+//    subnormals kept, reads of a row of R coalesced). NaN propagates as in numpy.clip.
 //
 // W (weights) is float or double; T (R) is float, double, float2 (complex64) or double2
 // (complex128), CUDA's vector types, whose layout matches NumPy's complex. A standalone nvcc
@@ -33,7 +36,7 @@ __device__ __forceinline__ double lr_inf() { return __longlong_as_double(0x7ff00
 
 template <typename W>
 __device__ __forceinline__ double lr_sample_key(const W w, const double e) {
-    const double wd = static_cast<double>(w);
+    const double wd = lr_widen(w);  // exact, subnormal weights included (whatever -ftz says)
     if (!(wd > 0.0)) {
         return lr_inf();
     }
@@ -152,10 +155,10 @@ __global__ void rbrp_downdate(const typename lr_real<T>::type* d, const T* __res
         }
         real s = real(0);
         for (lr_i64 i = 0; i < r; ++i) {
-            s += lr_abs2(R[i * ldr + j]);
+            s = lr_fadd(s, lr_abs2(R[i * ldr + j]));
         }
-        const real v = d[j] - s;
-        out[j] = v < real(0) ? real(0) : v;
+        const real v = lr_fsub(d[j], s);
+        out[j] = lr_widen(v) < 0.0 ? real(0) : v;
     }
 }
 

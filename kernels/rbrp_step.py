@@ -40,6 +40,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import template_arg
+
 __all__ = [
     "CHUNK",
     "chunk_topb_reference",
@@ -58,24 +60,18 @@ TOPB_THREADS = 512
 #: Threads per block of the elementwise launches (keys, downdate), and at most this many blocks.
 BLOCK_SIZE = 256
 MAX_BLOCKS = 1 << 16
+#: Dynamic shared memory a launch may use without opting in to more (CUDA's limit per block).
+DEFAULT_SHARED_BYTES = 48 << 10
 #: Index of the padding pairs of a short chunk (largest int64; never a real index).
 PAD_INDEX = np.iinfo(np.int64).max
 
-_WEIGHT_ARG = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
-_R_ARG = {
-    np.dtype(np.float32): "float",
-    np.dtype(np.float64): "double",
-    np.dtype(np.complex64): "float2",
-    np.dtype(np.complex128): "double2",
-}
 
 
 # -- sampling: NumPy twins -------------------------------------------------------------------
 def _check_weights(w, e):
     if w.ndim != 1 or e.shape != w.shape:
         raise ValueError(f"w and e must be 1-D of one length, got shapes {w.shape} and {e.shape}")
-    if np.dtype(w.dtype) not in _WEIGHT_ARG:
-        raise TypeError(f"w must be float32 or float64, got {np.dtype(w.dtype)}")
+    template_arg(w.dtype, "w", real=True)
 
 
 def sample_keys_reference(w, e):
@@ -144,11 +140,30 @@ def topb_passes(n, count, C, first, merge):
 
 
 # -- sampling: the kernels -----------------------------------------------------------------------
+def topb_shared_bytes(chunk, optin_limit):
+    """Dynamic shared memory of a top-b launch over chunks of ``chunk`` (key, index) pairs: 16
+    bytes a pair. Above :data:`DEFAULT_SHARED_BYTES` the kernels must opt in to it, up to the
+    device's ``optin_limit`` (``MaxSharedMemoryPerBlockOptin``); a larger need is a ValueError
+    naming ``chunk``."""
+    smem = 16 * int(chunk)
+    if smem > optin_limit:
+        largest = 1 << max(int(optin_limit) // 16, 1).bit_length() - 1
+        raise ValueError(
+            f"chunk={chunk} needs {smem} bytes of shared memory per block, more than this device "
+            f"allows ({optin_limit}); use a chunk of at most {largest}"
+        )
+    return smem
+
+
 def weighted_sample_cupy(w, e, count, *, chunk=CHUNK):
     """``count`` distinct indices with probability proportional to ``w`` on the GPU: exactly the
     indices of :func:`weighted_sample_reference` for the same ``w`` and ``e`` (CuPy arrays, on w's
     device; ``e`` float64). Returns a CuPy int64 array. One scalar comes to the host (the number of
     positive weights among the winners, to raise ``ValueError`` as the twin does).
+
+    ``chunk`` (a power of two) is the number of entries one thread block sorts in shared memory,
+    16 bytes each; from 4096 on the launches opt in to more than 48 KiB of it, up to the device's
+    limit (:func:`topb_shared_bytes`).
     """
     from . import _import_cupy, get_function
 
@@ -161,7 +176,7 @@ def weighted_sample_cupy(w, e, count, *, chunk=CHUNK):
         raise ValueError(f"count must be >= 0, got {count}")
     if chunk & (chunk - 1) or chunk < 2:
         raise ValueError(f"chunk must be a power of two >= 2, got {chunk}")
-    arg = _WEIGHT_ARG[np.dtype(w.dtype)]
+    arg = template_arg(w.dtype, "w", real=True)
     n = w.shape[0]
     with w.device:
         w = cp.ascontiguousarray(w)
@@ -180,6 +195,12 @@ def weighted_sample_cupy(w, e, count, *, chunk=CHUNK):
             first_k = get_function("sample_topb_first", arg, device=w.device.id)
             merge_k = get_function("topb_merge", "double", device=w.device.id)
             smem = chunk * 16
+            if smem > DEFAULT_SHARED_BYTES:  # opt in (chunk >= 4096)
+                limit = w.device.attributes["MaxSharedMemoryPerBlockOptin"]
+                smem = topb_shared_bytes(chunk, limit)
+                for kern in (first_k, merge_k):
+                    if kern.max_dynamic_shared_size_bytes < smem:
+                        kern.max_dynamic_shared_size_bytes = smem
 
             def first(C, b_out):
                 G = max(1, -(-n // C))
@@ -214,8 +235,7 @@ def _check_downdate(d, R, alive):
         raise ValueError(
             f"d and alive must have shape ({n},) to match R {R.shape}, got {d.shape} and {alive.shape}"
         )
-    if np.dtype(R.dtype) not in _R_ARG:
-        raise TypeError(f"R must be float32, float64, complex64 or complex128, got {R.dtype}")
+    template_arg(R.dtype, "R")
     real = np.finfo(np.dtype(R.dtype)).dtype
     if np.dtype(d.dtype) != real:
         raise TypeError(f"d must be {real} (the real type of R's {np.dtype(R.dtype)}), got {d.dtype}")
@@ -256,7 +276,7 @@ def downdate_cupy(d, R, alive):
         if n == 0:
             return out
         blocks = min(-(-n // BLOCK_SIZE), MAX_BLOCKS)
-        get_function("rbrp_downdate", _R_ARG[np.dtype(R.dtype)], device=d.device.id)(
+        get_function("rbrp_downdate", template_arg(R.dtype, "R"), device=d.device.id)(
             (blocks,), (BLOCK_SIZE,), (d, R, alive, out, np.int64(r), np.int64(n), np.int64(ldr))
         )
     return out

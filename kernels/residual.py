@@ -5,7 +5,7 @@ m x r residual.
 With ``M = A`` it is the exact squared error of the column ID ``A ~ A[:, S] X`` column by column
 (the sum, divided by ``||A||_F^2``, is the squared relative Frobenius error); with ``M`` a fresh
 sketch block ``Z = Omega A`` (E[Omega^T Omega] = I) and X fixed before Omega was drawn, the sum is
-an unbiased estimate of it: the Schur-complement estimate of ALGORITHMS.md section 3 (with ``X =
+an unbiased estimate of it: the Schur-complement estimate of the error (with ``X =
 (L21 L11^{-1})^T`` from the LUPP of the sketch), and the CPQR check of a fresh sketch.
 
 :func:`residual_colnorms_reference` is the NumPy twin (it forms the residual);
@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import template_arg
+
 __all__ = ["residual_colnorms_cupy", "residual_colnorms_reference"]
 
 #: The kernel's tile sizes (LR_TM rows x LR_TN columns) and thread block (16 x 16).
@@ -34,19 +36,10 @@ BLOCK = (16, 16)
 #: The row tiles are shared among up to this many blocks in all (at most 65535 per column tile).
 TARGET_BLOCKS = 1024
 
-_TEMPLATE_ARG = {
-    np.dtype(np.float32): "float",
-    np.dtype(np.float64): "double",
-    np.dtype(np.complex64): "float2",
-    np.dtype(np.complex128): "double2",
-}
-
-
 def _check(M, S, rest, X):
     if M.ndim != 2:
         raise ValueError(f"M must be 2-D, got shape {M.shape}")
-    if np.dtype(M.dtype) not in _TEMPLATE_ARG:
-        raise TypeError(f"M must be float32, float64, complex64 or complex128, got {M.dtype}")
+    template_arg(M.dtype, "M")
     if X.dtype != M.dtype:
         raise TypeError(f"X must have M's dtype {M.dtype}, got {X.dtype}")
     for name, v in (("S", S), ("rest", rest)):
@@ -78,8 +71,10 @@ def _grid_rows(m, col_tiles):
 
 def residual_colnorms_cupy(M, S, rest, X):
     """The kernel on CuPy arrays (on M's device): a CuPy array of ``len(rest)`` squared norms, in M's
-    real precision. ``M`` and ``X`` are read in place in any layout; the skeleton ``M[:, S]`` is
-    gathered once into an m x k column-major array (the kernel reads it down its columns)."""
+    real precision. ``M`` is read in place in any layout (the kernel's threads follow it: a warp
+    reads along M's rows, or down its columns); the skeleton ``M[:, S]`` is gathered once into an
+    m x k column-major array, and ``X`` (k x r, small beside M) is made row-major where it is not,
+    so that the tiles of both are read with coalesced loads."""
     from . import _import_cupy, get_function
 
     cp = _import_cupy()
@@ -96,6 +91,8 @@ def residual_colnorms_cupy(M, S, rest, X):
         S = cp.ascontiguousarray(S, dtype=cp.int64)
         rest = cp.ascontiguousarray(rest, dtype=cp.int64)
         MS = cp.asfortranarray(M[:, S]) if k else cp.zeros((m, 1), dtype=M.dtype, order="F")
+        if X.strides[1] != X.itemsize:  # the tiles of X are read along its rows
+            X = cp.ascontiguousarray(X)
         col_tiles = -(-r // TILE_COLS)
         rows = _grid_rows(m, col_tiles)
         part = cp.empty((rows, r), dtype=real)
@@ -104,7 +101,7 @@ def residual_colnorms_cupy(M, S, rest, X):
         def strides(a):
             return np.int64(a.strides[0] // isz), np.int64(a.strides[1] // isz)
 
-        get_function("residual_colnorms", _TEMPLATE_ARG[np.dtype(M.dtype)], device=M.device.id)(
+        get_function("residual_colnorms", template_arg(M.dtype, "M"), device=M.device.id)(
             (col_tiles, rows), BLOCK,
             (M, *strides(M), rest, np.int64(r), MS, *strides(MS), np.int64(k), X, *strides(X),
              np.int64(m), part),

@@ -2,10 +2,13 @@
 //
 // Omega (l x m) is a sparse-sign operator in CSR form: `indptr` (l + 1, int64), `indices` (nnz,
 // int64, column indices of Omega = row indices of A) and `values` (nnz, +-1/sqrt(zeta), of the
-// real type of T). A is dense, row-major (C order), m x n; Y is dense, row-major, l x n.
+// real type of T). A is dense, m x n, its rows contiguous, row r at A + r * lda (lda >= n: C
+// order, or a block of columns of a C-ordered array); Y is l x n likewise, row r at Y + r * ldy.
 //
 // One thread per output element (r, j), in a grid-stride loop over the l * n outputs:
 //     Y[r, j] = sum over t in [indptr[r], indptr[r + 1]) of values[t] * A[indices[t], j]
+// (a fused multiply-add per term, in the real type of T; the float ones keep subnormal numbers
+// whatever -ftz says: lowrank_common.cuh)
 // This gather form needs no atomics, so the result is deterministic (the sum runs in the order of
 // t, as in the NumPy reference `lowrank.kernels.sparse_sign.apply_reference`). Consecutive threads
 // take consecutive j, so the reads of a row of A and the writes of a row of Y are coalesced; the
@@ -20,29 +23,18 @@
 // The kernel does no bounds checks: indptr must be non-decreasing from 0 to nnz and every index
 // must lie in [0, m), as `csr_from_pattern` guarantees.
 
-template <typename T>
-struct lowrank_real {
-    typedef T type;
-};
-template <>
-struct lowrank_real<float2> {
-    typedef float type;
-};
-template <>
-struct lowrank_real<double2> {
-    typedef double type;
-};
+#include "lowrank_common.cuh"
 
-// acc += v * a, with v real.
+// acc += v * a, with v real (lr_ffma: subnormals kept whatever -ftz says, see the header)
 __device__ __forceinline__ void lowrank_axpy(float& acc, float v, float a) {
-    acc = fmaf(v, a, acc);
+    acc = lr_ffma(v, a, acc);
 }
 __device__ __forceinline__ void lowrank_axpy(double& acc, double v, double a) {
     acc = fma(v, a, acc);
 }
 __device__ __forceinline__ void lowrank_axpy(float2& acc, float v, float2 a) {
-    acc.x = fmaf(v, a.x, acc.x);
-    acc.y = fmaf(v, a.y, acc.y);
+    acc.x = lr_ffma(v, a.x, acc.x);
+    acc.y = lr_ffma(v, a.y, acc.y);
 }
 __device__ __forceinline__ void lowrank_axpy(double2& acc, double v, double2 a) {
     acc.x = fma(v, a.x, acc.x);
@@ -52,9 +44,11 @@ __device__ __forceinline__ void lowrank_axpy(double2& acc, double v, double2 a) 
 template <typename T>
 __global__ void sparse_sign_apply(const long long* __restrict__ indptr,
                                   const long long* __restrict__ indices,
-                                  const typename lowrank_real<T>::type* __restrict__ values,
+                                  const typename lr_real<T>::type* __restrict__ values,
                                   const T* __restrict__ A,
+                                  const long long lda,
                                   T* __restrict__ Y,
+                                  const long long ldy,
                                   const long long l,
                                   const long long n) {
     const long long total = l * n;
@@ -66,9 +60,9 @@ __global__ void sparse_sign_apply(const long long* __restrict__ indptr,
         const long long end = indptr[r + 1];
         T acc{};
         for (long long t = indptr[r]; t < end; ++t) {
-            lowrank_axpy(acc, values[t], A[indices[t] * n + j]);
+            lowrank_axpy(acc, values[t], A[indices[t] * lda + j]);
         }
-        Y[idx] = acc;
+        Y[r * ldy + j] = acc;
     }
 }
 
@@ -76,8 +70,8 @@ __global__ void sparse_sign_apply(const long long* __restrict__ indptr,
 #define LOWRANK_INSTANTIATE_SPARSE_SIGN_APPLY(T)                                              \
     template __global__ void sparse_sign_apply<T>(                                            \
         const long long* __restrict__, const long long* __restrict__,                         \
-        const typename lowrank_real<T>::type* __restrict__, const T* __restrict__,            \
-        T* __restrict__, const long long, const long long);
+        const typename lr_real<T>::type* __restrict__, const T* __restrict__, const long long, \
+        T* __restrict__, const long long, const long long, const long long);
 LOWRANK_INSTANTIATE_SPARSE_SIGN_APPLY(float)
 LOWRANK_INSTANTIATE_SPARSE_SIGN_APPLY(double)
 LOWRANK_INSTANTIATE_SPARSE_SIGN_APPLY(float2)

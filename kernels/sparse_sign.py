@@ -23,29 +23,33 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["apply_cupy", "apply_reference", "csr_from_pattern"]
+from . import template_arg
+
+__all__ = ["apply_cupy", "apply_reference", "column_blocks", "csr_from_pattern"]
 
 #: Threads per block of the launch.
 BLOCK_SIZE = 256
 #: At most this many blocks; the kernel's grid-stride loop covers larger outputs.
 MAX_BLOCKS = 1 << 16
 
-#: The kernel's template argument for each dtype of A.
-_TEMPLATE_ARG = {
-    np.dtype(np.float32): "float",
-    np.dtype(np.float64): "double",
-    np.dtype(np.complex64): "float2",
-    np.dtype(np.complex128): "double2",
-}
+#: An A whose rows are not contiguous (F order, say) is copied to row-major a block of columns at
+#: a time, each block at most this many bytes (but at least :data:`MIN_BLOCK_COLUMNS` columns).
+COPY_BYTES = 1 << 27
+MIN_BLOCK_COLUMNS = 32
 
 
 def _template_arg(dtype) -> str:
-    arg = _TEMPLATE_ARG.get(np.dtype(dtype))
-    if arg is None:
-        raise TypeError(
-            f"A must be float32, float64, complex64 or complex128, got {np.dtype(dtype)}"
-        )
-    return arg
+    return template_arg(dtype, "A")
+
+
+def column_blocks(m, n, itemsize, limit=COPY_BYTES):
+    """The column ranges ``[(j0, j1), ...]`` in which an m x n ``A`` without contiguous rows is
+    copied to row-major and sketched: each block holds at most ``limit`` bytes, or
+    :data:`MIN_BLOCK_COLUMNS` columns where one column alone is larger than ``limit / 32``."""
+    if n == 0:
+        return []
+    width = max(MIN_BLOCK_COLUMNS, limit // max(1, m * itemsize))
+    return [(j, min(j + width, n)) for j in range(0, n, width)]
 
 
 def _real_dtype(dtype) -> np.dtype:
@@ -125,9 +129,13 @@ def apply_reference(indptr, indices, values, A):
 def apply_cupy(indptr, indices, values, A):
     """``Omega @ A`` on the GPU with the ``sparse_sign_apply`` kernel; CuPy arrays in and out.
 
-    Same contract as :func:`apply_reference`. Runs on A's device; A is made C-contiguous, the CSR
-    arrays int64 and values A's real type (copies only where needed). The kernel checks no bounds:
-    the CSR arrays must be valid (as :func:`csr_from_pattern` makes them).
+    Same contract as :func:`apply_reference`. Runs on A's device. A whose rows are contiguous (C
+    order, or columns sliced from it) is read in place; any other layout (F order) is copied to
+    row-major one block of columns at a time (:func:`column_blocks`: at most
+    :data:`COPY_BYTES` of copy at once, never a full copy of a large A), each block sketched into
+    its columns of Y. The CSR arrays are made int64 and the values A's real type (copies only
+    where needed). The kernel checks no bounds: the CSR arrays must be valid (as
+    :func:`csr_from_pattern` makes them).
     """
     from . import _import_cupy, get_function
 
@@ -136,17 +144,26 @@ def apply_cupy(indptr, indices, values, A):
         raise TypeError(f"A must be a cupy.ndarray, got {type(A).__name__}")
     arg = _template_arg(A.dtype)
     with A.device:
-        A = cp.ascontiguousarray(A)
         indptr = cp.ascontiguousarray(cp.asarray(indptr, dtype=cp.int64))
         indices = cp.ascontiguousarray(cp.asarray(indices, dtype=cp.int64))
         values = cp.ascontiguousarray(cp.asarray(values, dtype=_real_dtype(A.dtype)))
         _check_shapes(indptr, indices, values, A)
-        l, n = indptr.shape[0] - 1, A.shape[1]
+        (m, n), l = A.shape, indptr.shape[0] - 1
         Y = cp.empty((l, n), dtype=A.dtype)
-        total = l * n
-        if total == 0:
+        if l * n == 0:
             return Y
         kernel = get_function("sparse_sign_apply", arg, device=A.device.id)
-        blocks = min(-(-total // BLOCK_SIZE), MAX_BLOCKS)
-        kernel((blocks,), (BLOCK_SIZE,), (indptr, indices, values, A, Y, np.int64(l), np.int64(n)))
+
+        def launch(block, Yb):
+            total = l * block.shape[1]
+            lda = block.strides[0] // block.itemsize if m > 1 else block.shape[1]
+            kernel((min(-(-total // BLOCK_SIZE), MAX_BLOCKS),), (BLOCK_SIZE,),
+                   (indptr, indices, values, block, np.int64(lda), Yb, np.int64(n), np.int64(l),
+                    np.int64(block.shape[1])))
+
+        if A.strides[1] == A.itemsize and A.strides[0] >= 0:  # rows contiguous: in place
+            launch(A, Y)
+        else:
+            for j0, j1 in column_blocks(m, n, A.itemsize):
+                launch(cp.ascontiguousarray(A[:, j0:j1]), Y[:, j0:j1])
     return Y

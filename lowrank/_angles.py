@@ -116,8 +116,11 @@ def residual_norm2(P, U, S, Vh, n_power, rng) -> float:
 
 
 def _host(xp, v) -> np.ndarray:
-    """A small real vector as a NumPy float64 array."""
-    return np.array([float(x) for x in v], dtype=np.float64)
+    """A small real vector as a NumPy float64 array, in one transfer through the backend of
+    ``xp`` (a device array comes to the host once, not element by element)."""
+    from ._namespace import backend_for
+
+    return np.asarray(backend_for(xp).to_host(v), dtype=np.float64).reshape(-1)
 
 
 def _spectrum(Sb, r, tail_sq=None):

@@ -65,8 +65,58 @@ def relative_errors(err2, total2, eps_):
     return out
 
 
-def _itemsize(xp, dtype) -> int:
-    return {xp.float32: 4, xp.float64: 8, xp.complex64: 8, xp.complex128: 16}.get(dtype, 16)
+def itemsize(xp, dtype) -> int:
+    """Bytes per element of ``dtype``, for any array-API namespace (``finfo(...).bits`` is the
+    precision of the real part, twice that for complex)."""
+    bits = xp.finfo(dtype).bits
+    return bits // 8 * (2 if xp.isdtype(dtype, "complex floating") else 1)
+
+
+def _sqnorm_temporaries(mn, complex_):
+    """Elements (of the matrix's dtype) that :func:`stack_sqnorms` of an m x n matrix holds at
+    once: ``A * A``, or for complex ``real(A)**2``, ``imag(A)**2`` and their sum, three real
+    arrays of half the element size."""
+    return 1.5 * mn if complex_ else mn
+
+
+def column_id_bytes(m, n, k, l, item, complex_):
+    """Working memory of one matrix of :func:`column_id_chunk` (m x n, rank k, l sketch rows,
+    ``item`` bytes an element), an upper bound: every array it keeps, plus every temporary of
+    the calls it makes, as if all were alive at once. A itself is not counted (it is there
+    already). In elements:
+
+    - the shared sketch operator, counted whole for each matrix (a broadcast GEMM may copy it):
+      l m; the sketches Y: l n; the pivot search's copy of their first k rows: k n;
+    - the skeleton columns: m k; their QR (batched CholeskyQR2): Q twice, 2 m k, the Gram
+      matrices, factors and inverses, 3 k^2; R: k^2;
+    - ``Q^H A``: the conjugate of Q^H (complex) and the copy of the transposed operand a
+      batched GEMM makes, 2 m k; the product: k n; the solve's copy and result, and the
+      interpolation matrix with its identity columns: 3 k n;
+    - the squared norms of A and of ``Q^H A``: m n and k n temporaries (three half-size ones
+      each for complex);
+
+    plus 8-byte integers: the pivots (n) and the gather indices (m k).
+    """
+    elements = (l * m + l * n + k * n + m * k + 2 * m * k + 4 * k * k + 2 * m * k + k * n
+                + 3 * k * n + _sqnorm_temporaries(m * n, complex_)
+                + _sqnorm_temporaries(k * n, complex_))
+    return int(item * elements + 8 * (n + m * k))
+
+
+def rsvd_bytes(m, n, l, k, item, complex_):
+    """Working memory of one matrix of :func:`rsvd_chunk` (m x n, l = rank + oversampling
+    columns, rank k), an upper bound as in :func:`column_id_bytes`, in elements:
+
+    - the shared test matrix, counted whole: n l; the range sample Y: m l;
+    - a QR of Y or of the n x l ``(Q^H A)^H`` (batched CholeskyQR2: the matrix and Q twice, and
+      3 l^2 small factors): 3 max(m, n) l + 3 l^2;
+    - ``Q^H A``: the transposed (conjugated) copy of Q, 2 m l, and the product, l n;
+    - the SVD of the l x n B: U_B l^2, Vh l n, a copy of B l n; U = Q U_B[:, :k]: m k;
+    - the squared norms of A: m n temporaries (three half-size ones for complex).
+    """
+    elements = (n * l + m * l + 3 * max(m, n) * l + 3 * l * l + 2 * m * l + l * n
+                + l * l + 2 * l * n + m * k + _sqnorm_temporaries(m * n, complex_))
+    return int(item * elements)
 
 
 def chunks(be, b, per_matrix_bytes):
@@ -159,8 +209,8 @@ def vectorized_column_id(xp, be, rng, A, k, method, interp, oversample):
     """Stacked fixed-rank column IDs of a (b, m, n) stack, chunked to the memory budget."""
     b, m, n = A.shape
     l = fixed_sketch_rows(METHODS[method], k, oversample, m, interp)
-    item = _itemsize(xp, A.dtype)
-    per = item * (l * n + 2 * m * k + 3 * k * n + l * m // max(b, 1))
+    per = column_id_bytes(m, n, k, l, itemsize(xp, A.dtype),
+                          xp.isdtype(A.dtype, "complex floating"))
     parts = [column_id_chunk(xp, be, rng, A[s, ...], k, method, interp, oversample)
              for s in chunks(be, b, per)]
     S = xp.concat([p[0] for p in parts], axis=0)
@@ -175,8 +225,7 @@ def vectorized_column_id(xp, be, rng, A, k, method, interp, oversample):
 def vectorized_rsvd(xp, be, rng, A, k, n_iter, oversample):
     b, m, n = A.shape
     l = min(k + oversample, m, n)
-    item = _itemsize(xp, A.dtype)
-    per = item * (3 * (m + n) * l + l * l)
+    per = rsvd_bytes(m, n, l, k, itemsize(xp, A.dtype), xp.isdtype(A.dtype, "complex floating"))
     parts = [rsvd_chunk(xp, be, rng, A[s, ...], k, n_iter, oversample) for s in chunks(be, b, per)]
     U, S, Vh = (xp.concat([p[i] for p in parts], axis=0) for i in range(3))
     err2 = np.concatenate([p[3] for p in parts])

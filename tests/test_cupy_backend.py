@@ -60,6 +60,8 @@ class HostLib:
     """The interface of :class:`lowrank.backends.cupy.CupyLib` on NumPy, SciPy and the twins.
     ``transfers`` records the size of every device-to-host copy the backend asks for."""
 
+    stacked_solve = True  # CuPy 14's solve_triangular takes stacks
+
     def __init__(self):
         self.transfers: list[int] = []
         self.generators: list[FakeDeviceGenerator] = []
@@ -96,6 +98,17 @@ class HostLib:
     def cholesky(self, G):
         return np.linalg.cholesky(G)
 
+    def cholesky_stack(self, G):
+        """potrfBatched without its status: a factor of NaN where a matrix is not positive
+        definite (cuSOLVER leaves a partial factor there; the backend must not trust either)."""
+        out = np.empty_like(G)
+        for i in np.ndindex(G.shape[:-2]):
+            try:
+                out[i] = np.linalg.cholesky(G[i])
+            except np.linalg.LinAlgError:
+                out[i] = np.nan
+        return out
+
     def lu_factor(self, a):
         return scipy.linalg.lu_factor(a, check_finite=False)
 
@@ -107,9 +120,11 @@ class HostLib:
         return scipy.linalg.solve_triangular(a, b, trans=trans, lower=lower,
                                              unit_diagonal=unit_diagonal, check_finite=False)
 
-    def sqnorm(self, a):
-        v = np.ravel(a)
-        return float(np.vdot(v, v).real)
+    def sqnorm(self, a, axis=None):
+        """As the reduction kernel: each |a_ij|^2 in double precision, summed in double."""
+        wide = a.astype(np.complex128 if np.iscomplexobj(a) else np.float64)
+        s = np.sum(wide.real**2 + wide.imag**2 if np.iscomplexobj(a) else wide**2, axis=axis)
+        return float(s) if axis is None else s
 
     def is_device_generator(self, obj):
         return isinstance(obj, FakeDeviceGenerator)
@@ -350,6 +365,193 @@ def test_lu_cholesky_solves_and_budget():
     assert be.sqnorm(a) == pytest.approx(float(np.sum(a * a)), rel=1e-14)
 
 
+# -- CuPy versions, QR and SVD of the backend, host transfers ------------------------------------
+class _RecordingErrstate:
+    """Plays ``cupyx.errstate``: records the modes asked for."""
+
+    def __init__(self):
+        self.modes = []
+
+    def __call__(self, **kw):
+        self.modes.append(kw)
+        return contextlib.nullcontext()
+
+
+class _Cupy13Linalg:
+    """``cupyx.scipy.linalg`` of CuPy 13.6: ``solve_triangular`` takes one square matrix; a stack
+    raises as 13.6 does ('expected square matrix')."""
+
+    @staticmethod
+    def solve_triangular(a, b, trans=0, lower=False, unit_diagonal=False, check_finite=False):
+        if a.ndim != 2 or a.shape[0] != a.shape[1]:
+            raise ValueError("expected square matrix")
+        return scipy.linalg.solve_triangular(a, b, trans=trans, lower=lower,
+                                             unit_diagonal=unit_diagonal, check_finite=False)
+
+
+def _numpy_cupy(version):
+    """A stand-in for the ``cupy`` module on NumPy, with the attributes CupyLib uses here."""
+    import types
+
+    fake = types.SimpleNamespace(**{n: getattr(np, n) for n in ("stack", "empty", "result_type")})
+    fake.__version__ = version
+    fake.linalg = types.SimpleNamespace(qr=np.linalg.qr, svd=np.linalg.svd)
+    return fake
+
+
+def _cupy_lib(version, linalg=None):
+    from lowrank.backends.cupy import CupyLib
+
+    errstate = _RecordingErrstate()
+    cupyx = type(sys)("cupyx")
+    cupyx.errstate = errstate
+    lib = CupyLib(cupy=_numpy_cupy(version), cupyx=cupyx)
+    if linalg is not None:
+        lib._linalg = linalg
+    return lib, errstate
+
+
+def _upper_stack(rng, b, k, n):
+    R = np.triu(rng.standard_normal((b, k, k))) + 4 * np.eye(k)
+    return R, rng.standard_normal((b, k, n))
+
+
+def test_stacked_triangular_solves_on_cupy_13_loop_over_the_stack():
+    """CuPy 13's solve_triangular rejects stacks: CupyLib loops there, and passes stacks whole
+    from CuPy 14 on (one trsmBatched)."""
+    rng = np.random.default_rng(21)
+    R, B = _upper_stack(rng, 5, 4, 3)
+    with pytest.raises(ValueError, match="expected square matrix"):  # what the old code hit
+        _Cupy13Linalg.solve_triangular(R, B)
+    lib13, _ = _cupy_lib("13.6.0", _Cupy13Linalg)
+    assert not lib13.stacked_solve and _cupy_lib("14.2.0")[0].stacked_solve
+    X = lib13.solve_triangular(R, B, trans=0, lower=False, unit_diagonal=False)
+    assert X.shape == B.shape
+    for i in range(5):
+        np.testing.assert_allclose(R[i] @ X[i], B[i], rtol=1e-12, atol=1e-12)
+    Xt = lib13.solve_triangular(R.reshape(5, 1, 4, 4), B.reshape(5, 1, 4, 3), trans=1,
+                                lower=False, unit_diagonal=False)
+    np.testing.assert_allclose(np.swapaxes(R, -1, -2) @ Xt.reshape(5, 4, 3), B, atol=1e-12)
+
+
+def test_stacked_ids_run_on_cupy_13(host_backend, monkeypatch):
+    """A stack of IDs through the backend whose triangular solves are CuPy 13's (CupyLib's loop
+    over cupyx 13's one-matrix solve), and whose QR then stays Householder's: each ID as good
+    as alone."""
+    lib13, _ = _cupy_lib("13.6.0", _Cupy13Linalg)
+    lib = host_backend.lib
+    monkeypatch.setattr(lib, "solve_triangular", lib13.solve_triangular)
+    monkeypatch.setattr(lib, "stacked_solve", False)
+    mats = [_spectrum_matrix(m=40, n=30, seed=30 + i) for i in range(4)]
+    k = 5
+    res = lowrank.column_id(np.stack([a for a, _ in mats]), k, rng=0)
+    for i, (A, s) in enumerate(mats):
+        err = rel_err(A, A[:, res.skeleton[i]] @ res.interp[i])
+        assert err <= volume_bound(k) * tail(s, k) / np.linalg.norm(s) + recon_floor(np.float64, k)
+
+
+def test_householder_qr_skips_the_status_check_svd_keeps_it():
+    """QR cannot fail numerically: no "raise" mode around it (that check costs a host
+    synchronization per cuSOLVER call, two per QR); the SVD keeps it."""
+    lib, errstate = _cupy_lib("14.2.0")
+    a = np.random.default_rng(3).standard_normal((20, 5))
+    Q, R = lib.qr(a, "reduced")
+    np.testing.assert_allclose(Q @ R, a, atol=1e-12)
+    assert errstate.modes == []
+    lib.svd(a)
+    assert errstate.modes == [{"linalg": "raise"}]
+
+
+# CholeskyQR2's bounds (Yamamoto, Nakatsukasa, Yanagisawa, Fukaya 2015, for cond(A) below about
+# eps^-1/2): ||Q^H Q - I||_F <= 6 (m n + n (n + 1)) eps and ||Q R - A||_F <= 5 n^2 sqrt(n) eps ||A||_2;
+# Householder QR is within such bounds too.
+def _qr_ok(A, Q, R):
+    m, n = A.shape[-2:]
+    eps_ = np.finfo(A.dtype).eps
+    orth = np.linalg.norm(np.conj(np.swapaxes(Q, -1, -2)) @ Q - np.eye(n), axis=(-2, -1))
+    res = np.linalg.norm(Q @ R - A, axis=(-2, -1)) / np.linalg.norm(A, 2, axis=(-2, -1))
+    assert np.all(np.tril(R, -1) == 0)
+    assert np.all(orth <= 6 * (m * n + n * (n + 1)) * eps_), orth.max()
+    assert np.all(res <= 5 * n**2 * np.sqrt(n) * eps_), res.max()
+
+
+def _backend_counting_householder():
+    """The backend on the stand-in, and the shapes of the Householder QRs it asks for."""
+    lib = HostLib()
+    calls = []
+    lib.qr = lambda a, mode: calls.append(a.shape) or np.linalg.qr(a, mode=mode)
+    return CupyBackend(np_compat, lib=lib), calls
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.complex128])
+def test_stacked_qr_is_batched_cholesky_qr2(dtype):
+    """A stack of tall matrices: no Householder call at all (CuPy's batched QR is a host loop of
+    two cuSOLVER calls per matrix), and Q, R as accurate as Householder's."""
+    be, calls = _backend_counting_householder()
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((30, 40, 8))
+    if np.dtype(dtype).kind == "c":
+        A = A + 1j * rng.standard_normal((30, 40, 8))
+    A = A.astype(dtype)
+    Q, R = be.qr(A)
+    assert calls == [] and Q.shape == A.shape and R.shape == (30, 8, 8) and Q.dtype == A.dtype
+    _qr_ok(A, Q, R)
+    Q2, R2 = be.qr(A.reshape(5, 6, 40, 8))  # any stack shape
+    np.testing.assert_array_equal(Q2.reshape(Q.shape), Q)
+
+
+def test_stacked_qr_falls_back_to_householder_for_ill_conditioned_matrices():
+    """Matrices beyond CholeskyQR2's reach (cond 1e12 > eps^-1/2, a zero column: Cholesky
+    breaks down) are redone by Householder QR, and only they."""
+    be, calls = _backend_counting_householder()
+    rng = np.random.default_rng(6)
+    A = rng.standard_normal((10, 40, 8))
+    U, _, Vh = np.linalg.svd(A[3], full_matrices=False)
+    A[3] = (U * np.logspace(0, -12, 8)) @ Vh
+    A[7, :, 2] = 0.0
+    Q, R = be.qr(A)
+    assert calls == [(2, 40, 8)]
+    _qr_ok(np.delete(A, 7, axis=0), np.delete(Q, 7, axis=0), np.delete(R, 7, axis=0))
+    np.testing.assert_allclose(Q[7] @ R[7], A[7], atol=1e-13)  # rank-deficient: Q R = A still
+
+
+@pytest.mark.parametrize("shape", [(20, 300), (300, 20), (50, 40)])
+def test_svd_of_thin_matrices_goes_through_qr_first(shape):
+    """rsvd's 210 x 16384 projection: the SVD works on the 210 x 210 factor of a QR, not on the
+    whole matrix (below an aspect of 1.5 the SVD takes the matrix directly)."""
+    lib = HostLib()
+    be = CupyBackend(np_compat, lib=lib)
+    seen = []
+    lib.svd = lambda a: seen.append(a.shape) or np.linalg.svd(a, full_matrices=False)
+    a = np.random.default_rng(8).standard_normal(shape)
+    U, S, Vh = be.svd(a)
+    small = min(shape)
+    assert seen == [(small, small) if max(shape) >= 1.5 * small else shape]
+    np.testing.assert_allclose(S, np.linalg.svd(a, compute_uv=False), rtol=1e-12)
+    np.testing.assert_allclose((U * S) @ Vh, a, atol=1e-12 * np.abs(a).max())
+    np.testing.assert_allclose(U.T @ U, np.eye(small), atol=1e-12)
+    np.testing.assert_allclose(Vh @ Vh.T, np.eye(small), atol=1e-12)
+
+
+def test_angle_spectrum_comes_to_the_host_in_one_transfer(host_backend):
+    """The singular values used for the angle bounds and the automatic power choice: one copy of
+    the whole vector, not one synchronizing read per element."""
+    from lowrank import _angles
+
+    s = np.linspace(3.0, 1.0, 7)
+    out = _angles._host(np_compat, s)
+    assert out.dtype == np.float64 and np.array_equal(out, s)
+    assert host_backend.lib.transfers == [7]
+
+
+def test_budget_bounds_the_working_memory_through_the_cupy_backend(host_backend):
+    """The stacked paths of the CuPy backend (batched CholeskyQR2, the batched pivot search) stay
+    within lowrank._batch's per-matrix estimates (measured on the stand-in's NumPy arrays)."""
+    from test_batch import check_budget_bounds_peak
+
+    check_budget_bounds_peak(host_backend, np_compat)
+
+
 # -- on a GPU ---------------------------------------------------------------------------------------
 
 
@@ -460,3 +662,38 @@ def test_gpu_backend_pieces(cupy, gpu_backend):
     assert sorted(cupy.asnumpy(x).tolist()) == [1, 2]
     with pytest.raises(ValueError, match="positive"):
         be.weighted_sample(be.make_rng(0), cupy.asarray(np.array([0.0, 1.0, 2.0, 0.0])), 3)
+
+
+@pytest.mark.gpu
+def test_gpu_sqnorm_sums_in_double_without_a_temporary(cupy, gpu_backend):
+    """float32 input, 4e6 entries: the double-precision sum (the float32 accumulation of cuBLAS
+    dot / CUB was off by about 480 eps32 at this size); a strided view needs no copy either."""
+    a = np.random.default_rng(1).standard_normal((2000, 2000)).astype(np.float32)
+    exact = float(np.sum(a.astype(np.float64) ** 2))
+    ad = cupy.asarray(a)
+    assert abs(gpu_backend.sqnorm(ad) - exact) <= 1e-12 * exact
+    sub = a[::3, 1::2].astype(np.float64)
+    assert abs(gpu_backend.sqnorm(ad[::3, 1::2]) - float(np.sum(sub**2))) <= 1e-12 * np.sum(sub**2)
+    z = (a[:100] + 1j * a[100:200]).astype(np.complex64)
+    zz = float(np.sum(np.abs(z.astype(np.complex128)) ** 2))
+    assert abs(gpu_backend.sqnorm(cupy.asarray(z)) - zz) <= 1e-12 * zz
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.complex128])
+def test_gpu_stacked_qr_and_thin_svd(cupy, gpu_backend, dtype):
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((200, 64, 16))
+    if np.dtype(dtype).kind == "c":
+        A = A + 1j * rng.standard_normal(A.shape)
+    A = A.astype(dtype)
+    A[3, :, 2] = 0.0  # Cholesky breaks down: Householder for this one
+    Q, R = gpu_backend.qr(cupy.asarray(A))
+    Q, R = cupy.asnumpy(Q), cupy.asnumpy(R)
+    _qr_ok(np.delete(A, 3, axis=0), np.delete(Q, 3, axis=0), np.delete(R, 3, axis=0))
+    np.testing.assert_allclose(Q[3] @ R[3], A[3], atol=100 * np.finfo(dtype).eps)
+    w = A[0].T.copy()  # 16 x 64: wide
+    U, S, Vh = (cupy.asnumpy(x) for x in gpu_backend.svd(cupy.asarray(w)))
+    np.testing.assert_allclose(S, np.linalg.svd(w, compute_uv=False),
+                               rtol=100 * np.finfo(dtype).eps)
+    np.testing.assert_allclose((U * S) @ Vh, w, atol=100 * np.finfo(dtype).eps * np.abs(w).max())

@@ -207,6 +207,7 @@ def test_cu_source_compiles(name, arch, tmp_path):
             "-std=c++17",
             f"-arch={arch}",
             "-cubin",
+            "-ftz=true",  # as CuPy compiles every module
             "--Werror",
             "all-warnings",
             "-DLOWRANK_NVCC_CHECK",
@@ -223,6 +224,105 @@ def test_cu_source_compiles(name, arch, tmp_path):
         if spec.source == name:
             for arg in spec.template_args:
                 assert _mangled_prefix(kernel, arg).encode() in cubin, f"{kernel}<{arg}> missing"
+
+
+@pytest.mark.skipif(NVCC is None, reason="nvcc not found on PATH: PTX not generated")
+@pytest.mark.parametrize("name", sources())
+def test_cu_source_keeps_subnormals_under_ftz(name, tmp_path):
+    """Compiled with CuPy's -ftz=true, no instruction of any kernel flushes subnormal numbers:
+    the single-precision arithmetic goes through lowrank_common.cuh's plain-form PTX, so the
+    kernels compute as their NumPy twins do (a float32 weight below 1.18e-38 keeps its key, a
+    subnormal pivot is a pivot). The same check through CuPy's NVRTC path: tests/test_nvrtc.py."""
+    out = tmp_path / f"{name}.ptx"
+    with as_file(files("lowrank.kernels").joinpath(name)) as path:
+        cmd = [NVCC, "-std=c++17", "-arch=sm_90", "-ptx", "-ftz=true", "-DLOWRANK_NVCC_CHECK",
+               "-o", str(out), str(path)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}"
+    flushing = sorted({ln.split()[0] for ln in out.read_text().splitlines() if ".ftz" in ln})
+    assert not flushing, f"{name}: {flushing}"
+
+
+# -- one dtype map, one cache ----------------------------------------------------------------------
+def test_one_dtype_map_for_every_kernel_module():
+    from lowrank.kernels import TEMPLATE_ARGS, template_arg
+    from lowrank.kernels import sparse_sign as ss
+
+    assert dict(TEMPLATE_ARGS) == {np.dtype(np.float32): "float", np.dtype(np.float64): "double",
+                                   np.dtype(np.complex64): "float2",
+                                   np.dtype(np.complex128): "double2"}
+    for mod in (ss, rbrp_step, residual, blupp):  # no module keeps a map of its own
+        assert not [v for v in vars(mod).values() if isinstance(v, dict) and
+                    set(map(str, v.values())) & {"float2", "double2"}], mod.__name__
+    assert template_arg(np.complex64, "A") == "float2"
+    with pytest.raises(TypeError, match=r"^w must be float32 or float64, got complex64$"):
+        template_arg(np.complex64, "w", real=True)
+    with pytest.raises(TypeError, match=r"^M must be float32, float64, complex64 or complex128"):
+        template_arg(np.int64, "M")
+
+
+def test_kernels_are_kept_by_cupy_memoize_per_device():
+    """get_function's cache is ``cupy.memoize(for_each_device=True)`` around building a source's
+    module (one RawModule per source and device, with every name expression of the source)."""
+    from lowrank.kernels import COMPILE_OPTIONS, _compiled, module_expressions
+
+    memo_kwargs, built = [], []
+
+    def memoize(**kwargs):
+        memo_kwargs.append(kwargs)
+
+        def deco(fn):
+            cache = {}
+
+            def memo(src):
+                if src not in cache:
+                    cache[src] = fn(src)
+                return cache[src]
+
+            return memo
+
+        return deco
+
+    class RawModule:
+        def __init__(self, code, options, name_expressions):
+            built.append((code, options, tuple(name_expressions)))
+
+        def get_function(self, expr):
+            return f"kernel {expr}"
+
+    fake = type(sys)("fake_cupy")
+    fake.memoize, fake.RawModule = memoize, RawModule
+    table = _compiled(fake)
+    assert _compiled(fake) is table and memo_kwargs == [{"for_each_device": True}]
+    got = table("residual.cu")
+    assert table("residual.cu") is got
+    assert dict(got) == {e: f"kernel {e}" for e in module_expressions("residual.cu")}
+    assert built == [(source("residual.cu"), COMPILE_OPTIONS,
+                      tuple(module_expressions("residual.cu")))]
+
+
+# -- kernel launch arithmetic, without a GPU --------------------------------------------------------
+def test_sparse_sign_column_blocks_bound_the_copy():
+    from lowrank.kernels.sparse_sign import MIN_BLOCK_COLUMNS, column_blocks
+
+    assert column_blocks(100, 0, 8) == []
+    blocks = column_blocks(16384, 16384, 4, limit=1 << 26)  # 64 MiB: 1024 columns a block
+    assert blocks[0] == (0, 1024) and blocks[-1] == (15360, 16384) and len(blocks) == 16
+    assert all(j1 - j0 == 1024 for j0, j1 in blocks)
+    # one column above limit / 32: MIN_BLOCK_COLUMNS columns all the same
+    assert column_blocks(10**7, 100, 8, limit=1 << 26)[0] == (0, MIN_BLOCK_COLUMNS)
+    for m, n, item in [(7, 5, 16), (1000, 333, 8), (1, 10**6, 4)]:
+        b = column_blocks(m, n, item, limit=1 << 20)
+        assert b[0][0] == 0 and b[-1][1] == n and all(x[1] == y[0] for x, y in zip(b, b[1:], strict=False))
+
+
+def test_topb_shared_memory_opt_in_arithmetic():
+    from lowrank.kernels.rbrp_step import CHUNK, DEFAULT_SHARED_BYTES, topb_shared_bytes
+
+    assert topb_shared_bytes(CHUNK, 48 << 10) == 16 * CHUNK <= DEFAULT_SHARED_BYTES
+    assert topb_shared_bytes(8192, 227 << 10) == 128 << 10 > DEFAULT_SHARED_BYTES  # H100 opt-in
+    with pytest.raises(ValueError, match=r"chunk=16384 .* at most 8192"):
+        topb_shared_bytes(16384, 227 << 10)
 
 
 # -- (d) the kernels on a GPU ----------------------------------------------------------------------
@@ -279,8 +379,8 @@ def test_name_expressions_compile(name, arch, tmp_path):
         lines = [f'#include "{path}"']
         lines += [f"void* lowrank_probe_{i} = (void*)&{e};" for i, e in enumerate(exprs)]
         probe.write_text("\n".join(lines) + "\n")
-        cmd = [NVCC, "-std=c++17", f"-arch={arch}", "-cubin", "--Werror", "all-warnings",
-               "-o", str(out), str(probe)]
+        cmd = [NVCC, "-std=c++17", f"-arch={arch}", "-cubin", "-ftz=true", "--Werror",
+               "all-warnings", "-o", str(out), str(probe)]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}"
     cubin = out.read_bytes()
@@ -694,6 +794,26 @@ def test_batched_lupp_ties_zero_and_duplicate_columns():
     assert blupp.batched_lupp_emulated(C, 1)[1][0, 0] == 0
 
 
+def test_batched_lupp_emulation_takes_the_first_nan_and_subnormal_pivots():
+    """The kernel's pivot rule, as its emulation states it: a NaN is the largest value (the first
+    NaN is the pivot, as numpy.argmax has it; the kernel orders NaN above every number), and a
+    subnormal pivot is a pivot (divided by, not skipped as zero: the kernel keeps subnormals
+    whatever -ftz says), as the reference LAPACK's getf2 does (SciPy's OpenBLAS getrf skips it:
+    the expected factors are written out instead; every operation here is exact)."""
+    Y = np.array([[[1.0, np.nan, 3.0, np.nan]]])
+    LUt, perm = blupp.batched_lupp_emulated(Y, 1)
+    assert perm[0, 0] == 1 and np.isnan(LUt[0, 0, 0])
+    for dt in (np.float32, np.complex64):
+        tiny = np.finfo(np.float32).smallest_subnormal * 8  # 1.1e-44, a subnormal float32
+        Z = np.array([[[tiny, tiny / 2, tiny / 4], [1.0, 4.0, 2.0]]], dtype=dt)  # no swap
+        LUt_e, perm_e = blupp.batched_lupp_emulated(Z, 2)
+        np.testing.assert_array_equal(perm_e[0], [0, 1, 2])
+        # multipliers 0.5 and 0.25 (divided by the subnormal pivot), Schur complement 4 - 0.5,
+        # then the second multiplier (2 - 0.25) / 3.5
+        expect = np.array([[[tiny, 0.5, 0.25], [1.0, 3.5, 0.5]]], dtype=dt)
+        np.testing.assert_array_equal(LUt_e, expect)
+
+
 def test_batched_lupp_rejects_bad_input():
     Y = np.ones((2, 3, 4))
     for fn in (blupp.batched_lupp_reference, blupp.batched_lupp_emulated):
@@ -877,6 +997,62 @@ def test_cupy_residual_is_the_twin(cupy, m, n, k, dtype, layout):
     assert np.all(np.abs(cupy.asnumpy(out) - exact) <= bound)
     again = residual.residual_colnorms_cupy(Mg, cupy.asarray(S), cupy.asarray(rest), cupy.asarray(X))
     assert np.all(np.abs(cupy.asnumpy(again) - exact) <= bound)
+
+
+@pytest.mark.gpu
+def test_cupy_kernels_keep_subnormals_and_take_nan_pivots(cupy):
+    """What CuPy's -ftz=true would break: float32 weights below 1.18e-38 keep their keys (the
+    same indices as the twin), a subnormal pivot is a pivot, the first NaN is the pivot."""
+    tiny = np.finfo(np.float32).smallest_subnormal
+    w = (np.arange(1, 301, dtype=np.float32) * tiny)  # all subnormal, distinct
+    e = np.random.default_rng(7).standard_exponential(300)
+    for chunk in (2048, 16):
+        got = rbrp_step.weighted_sample_cupy(cupy.asarray(w), cupy.asarray(e), 5, chunk=chunk)
+        np.testing.assert_array_equal(cupy.asnumpy(got),
+                                      rbrp_step.weighted_sample_reference(w, e, 5))
+    for dt in (np.float32, np.complex64):
+        Z = np.array([[[8 * tiny, 4 * tiny, 2 * tiny], [1.0, 4.0, 2.0]]], dtype=dt)
+        LUt, perm = blupp.batched_lupp_cupy(cupy.asarray(Z), 2)
+        np.testing.assert_array_equal(cupy.asnumpy(perm)[0], [0, 1, 2])
+        np.testing.assert_array_equal(cupy.asnumpy(LUt), blupp.batched_lupp_emulated(Z, 2)[0])
+    Y = np.array([[[1.0, np.nan, 3.0, np.nan]]])
+    np.testing.assert_array_equal(cupy.asnumpy(blupp.batched_lupp_cupy(cupy.asarray(Y), 1)[1]),
+                                  [[1, 0, 2, 3]])
+
+
+@pytest.mark.gpu
+def test_cupy_weighted_sample_opts_in_to_large_chunks(cupy):
+    """chunk = 4096 and 8192 need 64 and 128 KiB of dynamic shared memory (opt-in); a chunk
+    beyond the device's limit is a ValueError naming chunk."""
+    rng = np.random.default_rng(11)
+    w, e = _weights(rng, 50000, np.float64), rng.standard_exponential(50000)
+    ref = rbrp_step.weighted_sample_reference(w, e, 100)
+    limit = cupy.cuda.Device().attributes["MaxSharedMemoryPerBlockOptin"]
+    for chunk in (4096, 8192):
+        if 16 * chunk <= limit:
+            got = rbrp_step.weighted_sample_cupy(cupy.asarray(w), cupy.asarray(e), 100, chunk=chunk)
+            np.testing.assert_array_equal(cupy.asnumpy(got), ref)
+    with pytest.raises(ValueError, match="chunk="):
+        rbrp_step.weighted_sample_cupy(cupy.asarray(w), cupy.asarray(e), 100, chunk=1 << 16)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ALL)
+def test_cupy_sparse_sign_sketches_f_order_in_column_blocks(cupy, dtype, monkeypatch):
+    """An F-ordered A is sketched a block of columns at a time (here 32-column blocks, forced by
+    a small copy limit), each into its columns of Y: the twin's result, to its bound."""
+    from lowrank.kernels import sparse_sign as ss
+
+    monkeypatch.setattr(ss, "COPY_BYTES", 1)
+    rows, signs = _pattern(12, 30, 500, 8)
+    csr = csr_from_pattern(rows, signs, 30)
+    A = _matrix(np.random.default_rng(13), 500, 100, dtype)
+    omega = _dense_omega(rows, signs, 30)
+    Y_ref = apply_reference(*csr, A)
+    for Ad in (cupy.asfortranarray(cupy.asarray(A)), cupy.asarray(np.ascontiguousarray(
+            np.concatenate([A, A], axis=1)))[:, :100]):
+        Y = cupy.asnumpy(apply_cupy(*(cupy.asarray(x) for x in csr), Ad))
+        assert _error_ratio(Y, Y_ref.astype(np.clongdouble), omega, A) <= 2.0
 
 
 def test_cupy_kernel_wrappers_reject_host_arrays():
