@@ -7,12 +7,18 @@ The suite runs against the *installed* ``lowrank`` package (CI builds and instal
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from _util import Backend
 from hypothesis import HealthCheck, settings
 from threadpoolctl import threadpool_limits
+
+# The benchmark scripts of bench/ are not part of the package; their tests import them from the
+# checkout (appended: never shadows an installed module).
+sys.path.append(str(Path(__file__).resolve().parent.parent / "bench"))
 
 # -- Hypothesis -------------------------------------------------------------------------------
 # "ci" (default): derandomized, so a run is reproducible and CI never flakes on a lucky draw;
