@@ -11,12 +11,20 @@ from typing import Any, Literal, TypeAlias
 
 import numpy as np
 
-__all__ = ["Array", "Core", "IDMethod", "Interp", "NIter", "RNG", "Sketch", "SpectrumName"]
+__all__ = [
+    "Array", "Core", "Float", "IDMethod", "Int", "Interp", "NIter", "RNG", "Sketch", "SpectrumName",
+]
 
 #: An array of any supported library (NumPy, CuPy, Dask, PyTorch, any array-API library) or an
 #: array-like NumPy converts (nested lists, pandas DataFrames). Array libraries share no static
 #: type, so this is ``Any``: the name documents the intent.
 Array: TypeAlias = Any
+
+#: An integer argument (a rank, a count): Python's or NumPy's integers.
+Int: TypeAlias = int | np.integer[Any]
+
+#: A real argument (a tolerance): Python's or NumPy's floating-point numbers, or integers.
+Float: TypeAlias = float | np.floating[Any] | Int
 
 #: Skeleton selection of :func:`lowrank.column_id`, :func:`lowrank.row_id` and :func:`lowrank.cur`.
 IDMethod: TypeAlias = Literal["lupp", "cpqr", "qr", "rbrp", "brp", "rp", "rpcholesky", "sqnorm"]
@@ -31,14 +39,11 @@ Sketch: TypeAlias = Literal["gaussian", "sparse_sign"]
 Core: TypeAlias = Literal["optimal", "cross", "id"]
 
 #: Power iterations of :func:`lowrank.rsvd`: a count, or ``"auto"``.
-NIter: TypeAlias = int | Literal["auto"]
+NIter: TypeAlias = Int | Literal["auto"]
 
 #: Randomness (SPEC 7): None, a seed, or a NumPy generator, bit generator or seed sequence (a
 #: CuPy generator on the GPU is accepted too; CuPy has no type information, so it checks as Any).
-RNG: TypeAlias = (
-    int | np.integer[Any] | np.random.Generator | np.random.BitGenerator | np.random.SeedSequence
-    | None
-)
+RNG: TypeAlias = Int | np.random.Generator | np.random.BitGenerator | np.random.SeedSequence | None
 
 #: Named singular-value profiles of :func:`lowrank.testing.spectrum`.
 SpectrumName: TypeAlias = Literal["exp", "poly1", "poly05", "full", "exp10"]
