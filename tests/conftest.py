@@ -20,6 +20,12 @@ from threadpoolctl import threadpool_limits
 # checkout (appended: never shadows an installed module).
 sys.path.append(str(Path(__file__).resolve().parent.parent / "bench"))
 
+# Subprocesses the tests start (`python -c ...` in the repository root) must import the installed
+# package, as the tests do, not the bare lowrank/ folder of the current directory, which is not the
+# whole package (backends/ and kernels/ are installed into it): Python 3.11+ then leaves the
+# current folder off sys.path. (On 3.10, such a subprocess needs `python -I`.)
+os.environ.setdefault("PYTHONSAFEPATH", "1")
+
 # -- Hypothesis -------------------------------------------------------------------------------
 # "ci" (default): derandomized, so a run is reproducible and CI never flakes on a lucky draw;
 # "explore": fresh random examples, 10 x as many (HYPOTHESIS_PROFILE=explore pytest ...).

@@ -144,6 +144,7 @@ def test_no_import_cycle():
 def test_source_folder_without_install_explains(tmp_path):
     """``python -m lowrank`` in the root of a checkout that is not installed imports the bare
     lowrank/ folder, which lacks backends/ and kernels/: the error says what to do."""
+    import os
     import shutil
     import subprocess
     import sys
@@ -151,8 +152,10 @@ def test_source_folder_without_install_explains(tmp_path):
     shutil.copytree(importlib.util.find_spec("lowrank").submodule_search_locations[0],
                     tmp_path / "lowrank",
                     ignore=shutil.ignore_patterns("backends", "kernels", "__pycache__"))
-    # -S: no site-packages, so no editable install can supply lowrank.backends from elsewhere
-    run = subprocess.run([sys.executable, "-S", "-c", "import lowrank"], cwd=tmp_path,
+    # -S: no site-packages, so no editable install can supply lowrank.backends from elsewhere;
+    # the current folder first on sys.path, as Python does unless PYTHONSAFEPATH is set
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONSAFEPATH"}
+    run = subprocess.run([sys.executable, "-S", "-c", "import lowrank"], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=60)
     assert run.returncode != 0
     assert "ImportError" in run.stderr and "pip install -e ." in run.stderr, run.stderr
