@@ -83,7 +83,7 @@ def test_tolerance_mode_meets_tol_with_exact_error(backend, method, tol):
     assert res.rank <= 1.5 * best + 2 + (63 if method == "brp" else 0)
 
 
-def _paper_matrices(seed=0):
+def _section8(seed=0):
     """The papers' test matrices (docs/algorithms.md, "Test matrices") at test size (600 x 400;
     the mixture 100 x 1000)."""
     mats = {k: matrix_with_spectrum(600, 400, spectrum(k, 400), rng=seed) for k in ("exp", "poly1")}
@@ -94,7 +94,7 @@ def _paper_matrices(seed=0):
 
 def test_rbrp_tolerance_error_exact_to_1e8():
     """Tolerance mode: the returned error is the true relative Frobenius error to 1e-8 relative."""
-    for name, A in _paper_matrices().items():
+    for name, A in _section8().items():
         for tol in (1e-1, 1e-2, 1e-3, 1e-4, 1e-5):
             res = lowrank.column_id(A, tol=tol, method="rbrp", rng=0)
             err = rel_err(A, A[:, res.skeleton] @ res.interp)
@@ -104,7 +104,7 @@ def test_rbrp_tolerance_error_exact_to_1e8():
 
 def test_rbrp_tolerance_rank_within_105_greedy():
     """Tolerance mode: RBRP's rank is at most max(1.05 r, r + 1), r greedy pivoted QR's rank."""
-    for name, A in _paper_matrices().items():
+    for name, A in _section8().items():
         for tol in (0.3, 0.2, 0.1, 0.05, 0.01):
             greedy = lowrank.column_id(A, tol=tol, method="qr").rank
             for seed in range(3):
