@@ -22,7 +22,9 @@ The machine may be shared: each block reports the CPUs other processes used whil
 ("other CPUs": the system's busy time minus that of this process tree, per wall second).
 
 Run from the repository root: ``python bench/bench_dask.py`` (``--help`` for options; ``--quick``
-runs 20,000 x 500 in about a minute). Writes ``bench/results/dask_bench.md`` and ``.json``.
+runs 20,000 x 500 in about a minute). Writes ``dask_bench.md`` and ``.json`` under ``--out``
+(default ``bench/scratch/dask_bench``, ignored by git; ``--out bench/results/dask_bench`` replaces
+the committed tables).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+from benchtools import SCRATCH, git_rev, machine
 
 import lowrank
 
@@ -387,14 +390,15 @@ def main(argv=None):
     ap.add_argument("--n-iter", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="20,000 x 500 (small: 5,000 rows)")
-    ap.add_argument("--out", default="bench/results/dask_bench")
+    ap.add_argument("--out", default=str(SCRATCH / "dask_bench"),
+                    help="output path without suffix (default: bench/scratch/dask_bench, ignored by "
+                         "git; --out bench/results/dask_bench replaces the committed tables)")
     args = ap.parse_args(argv)
     if args.quick:
         args.rows, args.cols, args.chunk_rows, args.small_rows = 20_000, 500, 2_000, 5_000
     import dask
     import distributed
 
-    from lowrank._bench import git_rev, machine
 
     out = dict(date=datetime.datetime.now().isoformat(timespec="seconds"), machine=machine(),
                git=git_rev(), dask=dask.__version__, distributed=distributed.__version__,

@@ -16,7 +16,7 @@ sketch GEMM ``Omega @ A`` with a Gaussian l x n Omega, l = k (fixed rank: the ro
 Timing: every variant runs in its own block (a warm-up call first when a call is quick), so that
 NumPy's and SciPy's OpenBLAS pools never alternate inside a timed block; lowrank and SciPy blocks run
 with NumPy's own OpenBLAS pool pinned to 1 thread (``--no-pin`` leaves it alone), see
-``lowrank._cli.numpy_blas_pinned``. A case runs seeds 1, 2, ... (``--seeds``) until it has run them
+``lowrank._measure.numpy_blas_pinned``. A case runs seeds 1, 2, ... (``--seeds``) until it has run them
 all or has spent ``--case-budget`` seconds (at least one run): times are medians over those runs,
 errors medians over those seeds.
 
@@ -27,7 +27,8 @@ the smallest size, the result is printed in the header). An exact SVD of a 4000 
 costs about a minute here; svds about half a second.
 
 Run from the repository root: ``python bench/bench_id.py`` (``--help`` for options). Writes
-``bench/results/bench_id.md`` and ``bench/results/bench_id.json``.
+``bench_id.md`` and ``bench_id.json`` to ``--out`` (default ``bench/scratch``, ignored by git;
+``--out bench/results`` replaces the committed tables).
 """
 
 from __future__ import annotations
@@ -47,14 +48,23 @@ from pathlib import Path
 import numpy as np
 import scipy
 import scipy.linalg
+from benchtools import (
+    SCRATCH,
+    add_guard_options,
+    blas_summary,
+    git_rev,
+    machine,
+    quiet_pause,
+    time_floor,
+    two_norm,
+)
+from benchtools import guarded as _guarded
 from tqdm import tqdm
 
 import lowrank
-from lowrank import _bench
-from lowrank._bench import add_guard_options, git_rev, machine, quiet_pause, time_floor, two_norm
-from lowrank._cli import (
+from lowrank._id import METHODS, fixed_sketch_rows
+from lowrank._measure import (
     CpuMeter,
-    blas_summary,
     fmt_num,
     fmt_time,
     format_table,
@@ -64,10 +74,7 @@ from lowrank._cli import (
     scipy_reconstruct,
     spectrum_values,
 )
-from lowrank._id import METHODS, fixed_sketch_rows
 from lowrank.testing import matrix_with_spectrum
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 #: lowrank variants: label -> column_id keyword arguments.
 LOWRANK = {
@@ -88,7 +95,7 @@ METER = CpuMeter()
 def guarded(block, args, what):
     """Run ``block()`` (returns its other-CPU reading) on a quiet machine: wait for quiet first,
     and run it again (up to ``--retries`` times) when others were busy during it."""
-    return _bench.guarded(block, args, what, METER,
+    return _guarded(block, args, what, METER,
                           lambda text: tqdm.write(text, file=sys.stderr))
 
 
@@ -396,7 +403,7 @@ def write_report(args, meta, cases, floors):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description="Column ID: lowrank vs scipy.linalg.interpolative.interp_decomp vs the "
-                    "sketch GEMM floor (tables to bench/results/bench_id.md and .json).")
+                    "sketch GEMM floor (tables to bench_id.md and .json in --out).")
     p.add_argument("--sizes", nargs="+", type=int, default=[2000, 4000], metavar="N",
                    help="square sizes n (default: 2000 4000)")
     p.add_argument("--rank", type=int, default=200, help="fixed rank k (default: 200)")
@@ -424,7 +431,9 @@ def parse_args(argv=None):
     p.add_argument("--no-norm-check", action="store_true",
                    help="skip the svds-vs-exact 2-norm check")
     add_guard_options(p)
-    p.add_argument("--out", default=str(RESULTS), help="output folder (default: bench/results)")
+    p.add_argument("--out", default=str(SCRATCH),
+                   help="output folder (default: bench/scratch, ignored by git; --out bench/results "
+                        "replaces the committed tables)")
     p.add_argument("--render", metavar="JSON",
                    help="only rewrite bench_id.md (next to JSON) from a previous run's JSON; "
                         "give it alone: --render bench/results/bench_id.json")

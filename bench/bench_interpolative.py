@@ -1,6 +1,6 @@
 """``lowrank.interpolative`` against ``scipy.linalg.interpolative``, side by side in one run.
 
-Part 1, the figures of issue 5 (2000 x 2000, Haar singular vectors,
+Part 1, the headline figures (2000 x 2000, Haar singular vectors,
 ``lowrank.testing.matrix_with_spectrum``):
 
 * fixed rank 200 on ``sigma_i = 10^(-10 i / 2000)``: ``interp_decomp(A, 200)`` (default
@@ -22,7 +22,8 @@ them at their defaults). Errors are exact: ``scipy.linalg.norm(A - A_hat, 2) / s
 load average is recorded before and after: timings from a busy machine are noisy.
 
 Run from the repository root: ``python bench/bench_interpolative.py`` (about 2-3 minutes; ``--help``
-for options). Writes ``bench/results/bench_interpolative.md`` and ``.json``.
+for options). Writes ``bench_interpolative.md`` and ``.json`` to ``--out`` (default
+``bench/scratch``, ignored by git; ``--out bench/results`` replaces the committed tables).
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -42,6 +42,7 @@ import numpy as np
 import scipy
 import scipy.linalg
 import scipy.linalg.interpolative as sp
+from benchtools import SCRATCH, git_rev
 from scipy.linalg.blas import get_blas_funcs
 from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -49,7 +50,6 @@ import lowrank
 import lowrank.interpolative as lr
 from lowrank.testing import matrix_with_spectrum
 
-RESULTS = Path(__file__).resolve().parent / "results"
 LIBS = {"scipy": sp, "lowrank": lr}
 
 
@@ -89,7 +89,7 @@ def floor_gemm(A, l, repeats):
     return statistics.median(times)
 
 
-def issue_figures(args, log):
+def headline_figures(args, log):
     n, k, eps = 2000, 200, 1e-6
     i = np.arange(1, n + 1)
     log("building the test matrices (two 2000 x 2000 Haar products) ...")
@@ -161,17 +161,12 @@ def eps_mapping(args, log):
 
 
 def machine():
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, cwd=Path(__file__).parent, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        rev = "?"
     return dict(
         date=datetime.datetime.now().isoformat(timespec="seconds"),
         command=" ".join([Path(sys.executable).name] + sys.argv),
         machine=f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
         python=platform.python_version(), numpy=np.__version__, scipy=scipy.__version__,
-        lowrank=lowrank.__version__, git=rev,
+        lowrank=lowrank.__version__, git=git_rev(),
         blas=[f"{b.get('internal_api')} {b.get('version')} {b.get('num_threads')} threads "
               f"{b.get('filepath')}" for b in threadpool_info()],
     )
@@ -204,7 +199,7 @@ def markdown(meta, rows, floors, optimum, mapping):
           f"- times: medians over {meta['repeats']} runs (seeds 0, 1, ...; SciPy fixed rank "
           f"{meta['scipy_fixed_repeats']}), errors: exact relative 2-norm "
           "`||A - A_hat||_2 / sigma_1`, median over the first runs", ""]
-    L += ["## Issue 5 figures (2000 x 2000, Haar singular vectors)", "",
+    L += ["## Headline figures (2000 x 2000, Haar singular vectors)", "",
           "| case | library | median time (s) | runs (s) | rank | rel. 2-norm error | x floor |",
           "|---|---|---|---|---|---|---|"]
     names = {"fixed": "fixed rank 200, sigma_i = 10^(-10 i/2000)",
@@ -245,7 +240,9 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0, help="seed of the test matrices")
     p.add_argument("--no-deterministic", action="store_true", help="skip the rand=False rows")
     p.add_argument("--no-mapping", action="store_true", help="skip Part 2 (eps mapping)")
-    p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--out", type=Path, default=SCRATCH,
+                   help="output folder (default: bench/scratch, ignored by git; --out bench/results "
+                        "replaces the committed tables)")
     args = p.parse_args(argv)
 
     def log(msg):
@@ -257,7 +254,7 @@ def main(argv=None):
                 load_before=" ".join(f"{x:.2f}" for x in os.getloadavg()))
     limits = threadpool_limits(limits=args.threads) if args.threads else None
     try:
-        rows, floors, optimum = issue_figures(args, log)
+        rows, floors, optimum = headline_figures(args, log)
         mapping = [] if args.no_mapping else eps_mapping(args, log)
     finally:
         if limits is not None:
@@ -268,7 +265,7 @@ def main(argv=None):
     md = markdown(meta, rows, floors, optimum, mapping)
     (args.out / "bench_interpolative.md").write_text(md, encoding="utf-8")
     payload = dict(meta=meta, args={k: str(v) for k, v in vars(args).items()},
-                   issue=[dict(case=c, library=lib, **r) for (c, lib), r in rows.items()],
+                   figures=[dict(case=c, library=lib, **r) for (c, lib), r in rows.items()],
                    floors=floors, optimum=optimum,
                    verdicts=[dict(criterion=n, measured=v, asked=t, passed=passes(v, t))
                              for n, v, t in verdicts(rows)],

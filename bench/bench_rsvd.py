@@ -1,6 +1,6 @@
 """Randomized SVD: speed against scikit-learn, and the canonical-angle bounds and estimate.
 
-Part ``speed`` (issue 6): ``lowrank.rsvd`` at fixed rank against
+Part ``speed``: ``lowrank.rsvd`` at fixed rank against
 ``sklearn.utils.extmath.randomized_svd`` with the same rank k, oversampling p and power
 iterations q, on square n x n matrices ``U diag(sigma) V^T`` (Haar U, V,
 :func:`lowrank.testing.matrix_with_spectrum`) with the slowly decaying ``exp10`` spectrum
@@ -10,23 +10,24 @@ iterations q, on square n x n matrices ``U diag(sigma) V^T`` (Haar U, V,
 cost on top of the decomposition). Each variant runs in its own timed block, seeds 0..R-1
 (``--repeats``), after one untimed warm-up call; times are medians. Errors are measured outside the
 timed blocks: the relative Frobenius error ``||A - A_hat||_F / ||sigma||`` exactly and the relative
-2-norm error ``||A - A_hat||_2 / sigma_1`` by ``svds`` (``lowrank._bench.two_norm``), medians over
+2-norm error ``||A - A_hat||_2 / sigma_1`` by ``svds`` (``benchtools.two_norm``), medians over
 the seeds, next to the optimum ``sigma_(k+1) / sigma_1``.
 
 Threads. NumPy's and SciPy's wheels each load their own OpenBLAS. lowrank runs its BLAS and LAPACK
 through SciPy; scikit-learn multiplies with NumPy (``@``) and factors with SciPy
 (``scipy.linalg.qr``/``lu``), so it alternates the two pools, and an idle pool's spinning threads
-then fight the busy one (see ``lowrank._cli.numpy_blas_pinned``). ``--threads N`` (default 1):
+then fight the busy one (see ``lowrank._measure.numpy_blas_pinned``). ``--threads N`` (default 1):
 lowrank blocks run with SciPy's pool at N threads and NumPy's pinned to 1 (lowrank does not use it);
 scikit-learn blocks with both pools at N (it needs NumPy's for its products). With N = 1 there is no
 fight at all, and on a small shared machine it is the only setting whose timings are repeatable.
 Limits through ``threadpoolctl.threadpool_limits`` (the pools and their libraries are printed in the
 report's header, ``threadpoolctl.threadpool_info()``), as ``bench/bench_id.py`` does via
-``lowrank._cli``. Each block also records the CPUs other processes used meanwhile (``/proc/stat``).
+``lowrank._measure``. Each block also records the CPUs other processes used meanwhile (``/proc/stat``).
 
-Part ``angles`` (ALGORITHMS.md section 6): for m x n = 1000 x 500 matrices with the spectra
-exp10, poly1 (j^-1), poly05 (j^-1/2) and exp (50 ones, then 0.8^j floored at 1e-5 from about
-index 100 on), k = 20 (exp: 60, beyond its flat part), l in {k + 10, 2k}, q in {0, 1, 2}: the
+Part ``angles`` (see docs/algorithms.md, "Randomized SVD and its error and angle estimates"):
+for m x n = 1000 x 500 matrices with the spectra exp10, poly1 (j^-1), poly05 (j^-1/2) and exp
+(50 ones, then 0.8^j floored at 1e-5 from about index 100 on), k = 20 (exp: 60, beyond its flat
+part), l in {k + 10, 2k}, q in {0, 1, 2}: the
 sines of the canonical angles between the true leading k singular subspaces (full SVD) and the
 computed ones, for each i <= k, against the prior bound, the a posteriori bound, the
 spectrum-only estimate (all from ``rsvd(..., angles=True)``) and, for reference, the estimate
@@ -34,8 +35,9 @@ computed from the exact spectrum. One PNG per spectrum and side (seed 0) and a m
 (seeds 0-2: smallest bound / truth, range of estimate / truth).
 
 Run from the repository root: ``python bench/bench_rsvd.py`` (both parts; ``--part speed`` or
-``--part angles`` for one). Writes ``bench/results/rsvd_speed.{md,json}``,
-``bench/results/rsvd_angles.{md,json}`` and ``bench/results/rsvd_angles_<spectrum>_<side>.png``.
+``--part angles`` for one). Writes ``rsvd_speed.{md,json}``, ``rsvd_angles.{md,json}`` and
+``rsvd_angles_<spectrum>_<side>.png`` to ``--out`` (default ``bench/scratch``, ignored by git;
+``--out bench/results`` replaces the committed tables).
 """
 
 from __future__ import annotations
@@ -51,14 +53,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+from benchtools import SCRATCH, blas_summary, git_rev, machine, quiet_pause, two_norm
 
 import lowrank
 from lowrank import _angles, _api, _rsvd
-from lowrank._bench import git_rev, machine, quiet_pause, two_norm
-from lowrank._cli import CpuMeter, blas_summary, format_table
+from lowrank._measure import CpuMeter, format_table
 from lowrank.testing import matrix_with_spectrum, spectrum
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = SCRATCH  # --out sets it
 ROUNDING = 1e-12  # sines below are rounding noise (see tests/test_rsvd_estimates.py)
 
 
@@ -187,7 +189,7 @@ def speed_report(args, meta, rows):
                       _fmt(e2 / r["opt2"] if e2 else None, ".3f"),
                       _fmt(max(busy) if busy else None, ".2f")])
     lines.append(format_table(headers, table, markdown=True))
-    lines += ["", "## Issue 6 criterion: faster than scikit-learn at the same q and p, equal error",
+    lines += ["", "## Criterion: faster than scikit-learn at the same q and p, equal error",
               ""]
     for n in args.sizes:
         base = med[(n, "lowrank rsvd")]
@@ -220,7 +222,7 @@ ANGLE_KINDS = ["exp10", "poly1", "poly05", "exp"]
 
 
 def _angle_spectrum(kind, r):
-    if kind == "exp":  # 50 ones, then 0.8^j floored at 1e-5 (section 8's shape at this size)
+    if kind == "exp":  # 50 ones, then 0.8^j floored at 1e-5 (spectrum("exp")'s shape at this size)
         return np.maximum(np.concatenate([np.ones(50), 0.8 ** np.arange(1, r - 49)]), 1e-5)
     return spectrum(kind, r)
 
@@ -316,7 +318,7 @@ def angles_report(args, meta, rows, files):
         f"- command: `{meta['command']}`",
         f"- date: {meta['date']}; lowrank {lowrank.__version__} at {meta['git']}",
         f"- matrices: {m} x {n}, Haar singular vectors; spectra exp10 (10^(-10 i / r)), poly1 "
-        "(j^-1), poly05 (j^-1/2), all floored as in section 8, and exp (50 ones, then 0.8^j); "
+        "(j^-1), poly05 (j^-1/2), all floored at 1e-5, and exp (50 ones, then 0.8^j); "
         f"k = 20 (exp: 60); seeds 0..{args.angle_seeds - 1} (matrix seed s, rsvd rng s + 100)",
         "- true sines: singular values of `U_k - Q Q^H U_k` (left) and `V_k - V V^H V_k` (right) "
         "from a full SVD; sines below 1e-12 are rounding noise and left out of every ratio",
@@ -394,7 +396,9 @@ def parse_args(argv=None):
                    help="also measure the errors of the estimate_error2/angles variants")
     p.add_argument("--angle-shape", type=int, nargs=2, default=[1000, 500])
     p.add_argument("--angle-seeds", type=int, default=3)
-    p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--out", type=Path, default=SCRATCH,
+                   help="output folder (default: bench/scratch, ignored by git; --out bench/results "
+                        "replaces the committed tables)")
     return p.parse_args(argv)
 
 

@@ -1,7 +1,8 @@
-"""Skeleton complexity of column ID methods: error vs rank against the SVD floor (issue 3).
+"""Skeleton complexity of column ID methods: error vs rank against the SVD floor.
 
-For each test matrix (ALGORITHMS.md section 8) and a grid of ranks k, every method of
-``lowrank.column_id`` with its default (optimal) interpolation ``X = A[:, S]^+ A``:
+For each test matrix (the papers' test matrices, docs/algorithms.md, "Test matrices") and a grid
+of ranks k, every method of ``lowrank.column_id`` with its default (optimal) interpolation
+``X = A[:, S]^+ A``:
 
 * ``rbrp`` (robust blockwise random pivoting with its 4b candidate pool), ``rbrp-paper`` (the
   paper's RBRP: b candidates a step, filter 1/b; registered here only, for the comparison),
@@ -26,7 +27,7 @@ grayscale (channel mean) of
 Matplotlib's bundled sample ``grace_hopper.jpg`` (``matplotlib.cbook.get_sample_data``, read with
 ``matplotlib.image.imread``; 600 x 512, values in [0, 1]), no download.
 
-Tolerance mode (issue 3's criterion): for each matrix and tol in ``--tols``, the rank of ``qr``
+Tolerance mode (the rank criterion): for each matrix and tol in ``--tols``, the rank of ``qr``
 and, over the seeds, the largest rank of ``rbrp`` and ``rbrp-paper`` against
 ``max(1.05 r_qr, r_qr + 1)``, and the largest relative difference between ``rbrp``'s returned error
 and the true one (from the reconstruction).
@@ -35,18 +36,19 @@ Large case: on a ``--big-m`` x ``--big-n`` (default 2000 x 20000) matrix with th
 and Haar singular vectors, tolerance mode with the same ``--tol`` (relative Frobenius error, the
 library's meaning) for ``rbrp`` and ``qr``: both ranks, both true errors, both median times and the
 time ratio. Every call there is one timed block under the shared-machine guard
-(``lowrank._bench.guarded``): it waits for other processes to use under ``--busy`` CPUs and runs
+(``benchtools.guarded``): it waits for other processes to use under ``--busy`` CPUs and runs
 again once if they used more during it; the CPUs others used are reported with each time. If one
 ``qr`` call takes longer than ``--qr-limit`` seconds (180), the case is redone on
 2000 x ``--big-n // 2`` and the report says so. The grid's timings are guarded per
 (matrix, method) block of all its ranks and seeds.
 
 Timing: lowrank runs its BLAS through SciPy's OpenBLAS; NumPy's own pool is pinned to 1 thread
-around the timed calls (``lowrank._cli.numpy_blas_pinned``), as in ``bench_id.py``. The error
+around the timed calls (``lowrank._measure.numpy_blas_pinned``), as in ``bench_id.py``. The error
 computation is outside the timed region. Times are medians.
 
 Run from the repository root: ``python bench/bench_skeleton.py`` (``--help`` for options). Writes
-``bench/results/skeleton_complexity.md``, ``skeleton_complexity.json``,
+to ``--out`` (default ``bench/scratch``, ignored by git; ``--out bench/results`` replaces the
+committed tables) ``skeleton_complexity.md``, ``skeleton_complexity.json``,
 ``skeleton_error_<matrix>.png`` (one per matrix) and ``skeleton_time.png``.
 """
 
@@ -59,22 +61,21 @@ import os
 import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+import benchtools
 import numpy as np
 import scipy
+from benchtools import SCRATCH, blas_summary, git_rev
 
 import lowrank
-from lowrank import _bench
-from lowrank._cli import CpuMeter, blas_summary, fmt_num, fmt_time, format_table, numpy_blas_pinned
 from lowrank._id import register_method
+from lowrank._measure import CpuMeter, fmt_num, fmt_time, format_table, numpy_blas_pinned
 from lowrank._rbrp import BlockRandomPivoting
 from lowrank.testing import gaussian_mixture, matrix_with_spectrum, snn, spectrum
 
-RESULTS = Path(__file__).resolve().parent / "results"
 METHODS = ["rbrp", "rbrp-paper", "brp", "rp", "rpcholesky", "sqnorm", "qr", "lupp", "cpqr"]
 #: the paper's RBRP (b candidates a step, filter 1/b), for the comparison only
 register_method(BlockRandomPivoting("rbrp-paper"))
@@ -173,7 +174,7 @@ def guarded(fn, args, what):
 
     from tqdm import tqdm
 
-    g = _bench.guarded(block, args, what, METER, lambda text: tqdm.write(text, file=sys.stderr))
+    g = benchtools.guarded(block, args, what, METER, lambda text: tqdm.write(text, file=sys.stderr))
     return box["out"], g
 
 
@@ -217,7 +218,7 @@ def grid_case(name, A, desc, args, bar):
 
 
 def tolerance_case(A, normA2, args):
-    """Issue 3's tolerance-mode criterion: ranks against greedy's, and the returned error's
+    """The tolerance-mode criterion: ranks against greedy's, and the returned error's
     accuracy (errors only; not timed)."""
     rows = []
     for tol in args.tols:
@@ -291,22 +292,7 @@ def big_case(args, bar):
 
 
 def header(args, t_total=None):
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=Path(__file__).resolve().parent,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "lowrank"],
-            capture_output=True,
-            text=True,
-            cwd=Path(__file__).resolve().parent,
-        ).stdout.strip()
-        rev += " (lowrank/ has uncommitted changes)" if dirty else ""
-    except OSError:
-        rev = "?"
+    rev = git_rev()
     from threadpoolctl import threadpool_info
 
     meta = {
@@ -456,8 +442,8 @@ def render_md(meta, grid, big):
 
 
 def criteria_md(grid, big):
-    """Issue 3's criteria, each with the figures it is judged on."""
-    L = ["## Issue 3 criteria", ""]
+    """The criteria, each with the figures it is judged on."""
+    L = ["## Criteria", ""]
 
     def worst(g, meth):
         q = g["methods"]["qr"]
@@ -510,13 +496,13 @@ def criteria_md(grid, big):
             rows.append(cells)
     L += format_table(["matrix", "tol", "qr rank", "bound"] + [f"{m} max rank" for m in TOL_METHODS]
                       + ["rbrp err diff"], rows, markdown=True).splitlines()
-    sec8 = [n for n in grid if n != "image"]
-    bad8 = {n: f for n, f in fails.items() if n in sec8}
-    L += ["", f"rbrp on the section 8 matrices ({', '.join(sec8)}): "
-          f"**{'PASS' if not bad8 else 'FAIL ' + str(bad8)}**."]
+    papers = [n for n in grid if n != "image"]
+    bad_papers = {n: f for n, f in fails.items() if n in papers}
+    L += ["", f"rbrp on the papers' test matrices ({', '.join(papers)}): "
+          f"**{'PASS' if not bad_papers else 'FAIL ' + str(bad_papers)}**."]
     if "image" in grid:
         where = ", ".join(fails.get("image", []))
-        L += ["rbrp on `image` (not a section 8 matrix; the criterion is not judged there): "
+        L += ["rbrp on `image` (not one of the papers' test matrices; the criterion is not judged there): "
               + (f"over the bound at {where}." if where else "within the bound on every row.")]
     L += [""]
     if big is not None:
@@ -637,7 +623,9 @@ def parse(argv=None):
     p.add_argument("--quiet-budget", type=float, default=600.0,
                    help="total waiting for quiet in the run, s (default: 600)")
     p.add_argument("--retries", type=int, default=1, help="re-runs of a disturbed block (default: 1)")
-    p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--out", type=Path, default=SCRATCH,
+                   help="output folder (default: bench/scratch, ignored by git; --out bench/results "
+                        "replaces the committed tables)")
     p.add_argument("--render", type=Path, metavar="JSON",
                    help="only rewrite the markdown and the plots (next to JSON) from a previous "
                         "run's skeleton_complexity.json; no measurements")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import cupy as cp
 import numpy as np
+from benchtools import SCRATCH
 
 import lowrank
 import lowrank.interpolative as sli
@@ -95,4 +96,4 @@ def main(out: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("bench/results")))
+    sys.exit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else SCRATCH))

@@ -10,36 +10,21 @@ One array-API front end: NumPy arrays run on LAPACK through SciPy; any other arr
 True
 """
 
-def _adopt_source_folders():
-    """The wheel installs the repository's top-level ``backends/`` and ``kernels/`` folders as
-    ``lowrank.backends`` and ``lowrank.kernels``. Run from a source checkout (``python -m lowrank``
-    in the repository root) they sit beside this package instead: load them under those names."""
-    import importlib.util
-    import os
-    import sys
+from importlib.util import find_spec as _find_spec
 
-    here = os.path.dirname(__file__)
-    for name in ("backends", "kernels"):
-        folder = os.path.join(here, os.pardir, name)
-        full = f"{__name__}.{name}"
-        if os.path.isdir(os.path.join(here, name)) or full in sys.modules:
-            continue
-        init = os.path.join(folder, "__init__.py")
-        if os.path.isfile(init):
-            spec = importlib.util.spec_from_file_location(
-                full, init, submodule_search_locations=[folder]
-            )
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[full] = module
-            spec.loader.exec_module(module)
-            globals()[name] = module
+if _find_spec(f"{__name__}.backends") is None:
+    # The repository's backends/ and kernels/ folders become lowrank.backends and lowrank.kernels
+    # only when it is installed; a bare source folder first on sys.path lacks them.
+    raise ImportError(
+        "lowrank was imported from the lowrank/ folder of a source checkout that is not installed "
+        "(Python puts the current folder first on sys.path for 'python -m' and 'python -c'). "
+        "Run 'pip install -e .' in the repository root (development), or after 'pip install .' "
+        "use the 'lowrank' command, or run from another folder."
+    )
 
-
-_adopt_source_folders()
-
-from . import _rbrp  # noqa: E402,F401  (registers the random-pivoting methods)
-from ._angles import PowerOversample, choose_power_oversample  # noqa: E402
-from ._api import (  # noqa: E402
+from . import _rbrp  # noqa: F401  (registers the random-pivoting methods)
+from ._angles import PowerOversample, choose_power_oversample
+from ._api import (
     column_id,
     cur,
     estimate_rank,
@@ -47,7 +32,7 @@ from ._api import (  # noqa: E402
     row_id,
     rsvd,
 )
-from ._results import AngleBounds, CURResult, IDResult, SVDResult  # noqa: E402
+from ._results import AngleBounds, CURResult, IDResult, SVDResult
 
 __version__ = "0.1.0"
 

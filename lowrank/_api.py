@@ -13,6 +13,7 @@ from ._namespace import resolve
 from ._operand import DenseOperand
 from ._results import AngleBounds, CURResult, IDResult, SVDResult
 from ._sketch import SKETCHES
+from ._typing import RNG, Array, Core, Float, IDMethod, Int, Interp, NIter, Sketch
 from ._validation import (
     as_floating_matrix,
     as_int,
@@ -67,8 +68,10 @@ def _method_and_interp(method, interp):
     return method
 
 
-def column_id(A, rank=None, *, tol=None, method="lupp", interp="optimal", sketch="gaussian",
-              oversample=10, block_size=64, rng=None, check_finite=True) -> IDResult:
+def column_id(A: Array, rank: Int | None = None, *, tol: Float | None = None,
+              method: IDMethod = "lupp", interp: Interp = "optimal", sketch: Sketch = "gaussian",
+              oversample: Int = 10, block_size: Int = 64, rng: RNG = None,
+              check_finite: bool = True) -> IDResult:
     """Column interpolative decomposition ``A ~ A[:, skeleton] @ interp``.
 
     Chooses k columns of A (the skeleton) and a k x n interpolation matrix that holds the identity
@@ -164,8 +167,10 @@ def column_id(A, rank=None, *, tol=None, method="lupp", interp="optimal", sketch
                           check_finite=check_finite)
 
 
-def row_id(A, rank=None, *, tol=None, method="lupp", interp="optimal", sketch="gaussian",
-           oversample=10, block_size=64, rng=None, check_finite=True) -> IDResult:
+def row_id(A: Array, rank: Int | None = None, *, tol: Float | None = None,
+           method: IDMethod = "lupp", interp: Interp = "optimal", sketch: Sketch = "gaussian",
+           oversample: Int = 10, block_size: Int = 64, rng: RNG = None,
+           check_finite: bool = True) -> IDResult:
     """Row interpolative decomposition ``A ~ interp @ A[skeleton, :]``.
 
     The column ID of ``A.T`` (plain transpose, also for complex input), returned in row form:
@@ -250,8 +255,9 @@ def _stack_interpolative(resolved, rank, tol, method, interp, axis, options):
     return _batch.stack_ids(xp, results, st.batch, st.tol is None)
 
 
-def cur(A, rank=None, *, tol=None, method="lupp", core="optimal", sketch="gaussian",
-        oversample=10, block_size=64, rng=None, check_finite=True) -> CURResult:
+def cur(A: Array, rank: Int | None = None, *, tol: Float | None = None, method: IDMethod = "lupp",
+        core: Core = "optimal", sketch: Sketch = "gaussian", oversample: Int = 10,
+        block_size: Int = 64, rng: RNG = None, check_finite: bool = True) -> CURResult:
     """CUR decomposition ``A ~ C @ U @ R`` with ``C = A[:, cols]`` and ``R = A[rows, :]``.
 
     The columns come from a column ID of A (``method``, as in :func:`column_id`); the rows from
@@ -323,8 +329,9 @@ def cur(A, rank=None, *, tol=None, method="lupp", core="optimal", sketch="gaussi
     return CURResult(C, U, R, cols, rows, k, error)
 
 
-def rsvd(A, rank=None, *, tol=None, n_iter=2, oversample=10, block_size=64, rng=None,
-         check_finite=True, estimate_error2=False, angles=False, n_power=8) -> SVDResult:
+def rsvd(A: Array, rank: Int | None = None, *, tol: Float | None = None, n_iter: NIter = 2,
+         oversample: Int = 10, block_size: Int = 64, rng: RNG = None, check_finite: bool = True,
+         estimate_error2: bool = False, angles: bool = False, n_power: Int = 8) -> SVDResult:
     """Randomized truncated SVD ``A ~ U @ diag(S) @ Vh`` (Halko, Martinsson and Tropp).
 
     Fixed rank: a Gaussian range sample of ``rank + oversample`` columns, ``n_iter`` power
@@ -490,7 +497,7 @@ def _operator(A, rng):
     return op, scale, gen
 
 
-def estimate_spectral_norm(A, *, n_iter=20, rng=None) -> float:
+def estimate_spectral_norm(A: Array, *, n_iter: Int = 20, rng: RNG = None) -> float:
     """Estimate the spectral norm ``||A||_2`` by the randomized block power method.
 
     ``n_iter`` steps of the power method on ``A^H A`` from a Gaussian block of 4 vectors,
@@ -538,7 +545,7 @@ def estimate_spectral_norm(A, *, n_iter=20, rng=None) -> float:
     return _spectral.spectral_norm(op, n_iter, gen) / scale
 
 
-def estimate_rank(A, tol, *, rng=None) -> int:
+def estimate_rank(A: Array, tol: Float, *, rng: RNG = None) -> int:
     """Estimate the numerical rank: the number of singular values above ``tol * ||A||_2``.
 
     Randomized range finder with one power step on a Gaussian sample of 32 vectors, doubled

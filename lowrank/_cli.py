@@ -1,11 +1,10 @@
 """The command line: ``python -m lowrank COMMAND [options]`` (also the ``lowrank`` script).
 
 Each command is one ``_add_<name>(subparsers)`` function that registers its subparser and sets
-``func`` to the function that runs it; :data:`COMMANDS` lists them, so a new command (``bench``,
-``batch``, ...) is one more function and one more entry, and ``main`` never changes.
-
-The small helpers here (spectra, timing, thread pools, tables) are shared with the scripts in
-``bench/``, which import them from this module.
+``func`` to the function that runs it; :data:`COMMANDS` lists them, so a new command is one more
+function and one more entry, and ``main`` never changes. The measuring helpers of ``demo`` live in
+:mod:`lowrank._measure`; ``bench`` runs the benchmark harness of a source checkout (``bench/``),
+which is not part of the installed package.
 """
 
 from __future__ import annotations
@@ -14,248 +13,30 @@ import argparse
 import contextlib
 import math
 import os
-import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from pathlib import Path
+
+from ._measure import (
+    SPECTRA,
+    SPECTRUM_HELP,
+    CpuMeter,
+    fmt_num,
+    fmt_time,
+    format_table,
+    numpy_blas_pinned,
+    optimal_error,
+    scipy_interp_decomp,
+    scipy_reconstruct,
+    spectrum_values,
+    time_call,
+)
 
 __all__ = ["main", "build_parser"]
 
-#: Singular-value profiles offered on the command line: those of :func:`lowrank.testing.spectrum`
-#: plus ``"fast"``, ``sigma_i = 10^(-i/33)`` (1e-6 is reached near i = 200).
-SPECTRA = ("exp10", "fast", "exp", "poly1", "poly05", "full")
-
-SPECTRUM_HELP = {
-    "exp10": "10^(-10 i / r)",
-    "fast": "10^(-i / 33)",
-    "exp": "100 ones, then 0.8^j, floored at 1e-5",
-    "poly1": "1/j, floored at 1e-5",
-    "poly05": "j^(-1/2), floored at 1e-5",
-    "full": "10^(-16 (i-1) / (r-1))",
-}
-
+#: The column-ID methods ``demo`` compares with SciPy.
 METHODS = ("lupp", "cpqr", "qr")
-
-
-# ---------------------------------------------------------------------------------------------
-# Shared helpers (also used by bench/)
-
-
-def spectrum_values(kind: str, r: int):
-    """Singular values ``sigma_1 >= ... >= sigma_r`` of the named profile (see :data:`SPECTRA`)."""
-    import numpy as np
-
-    from .testing import spectrum
-
-    if kind == "fast":
-        return 10.0 ** (-np.arange(1, r + 1, dtype=np.float64) / 33.0)
-    return spectrum(kind, r)
-
-
-def optimal_error(s, k: int) -> float:
-    """The best relative Frobenius error of any rank-k approximation: ``||s[k:]|| / ||s||``."""
-    import numpy as np
-
-    s = np.asarray(s, dtype=np.float64)
-    return float(np.linalg.norm(s[k:]) / np.linalg.norm(s))
-
-
-def _numpy_blas_controller():
-    """threadpoolctl controller of NumPy's own BLAS library, or None.
-
-    None when threadpoolctl is missing, or when NumPy's BLAS is not a library of its own (e.g. a
-    conda build where NumPy and SciPy share one MKL or OpenBLAS: pinning it would pin SciPy too).
-    """
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        return None
-    import numpy as np
-    import scipy.linalg  # noqa: F401  (loads SciPy's BLAS so the controller sees it)
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(np.__file__)))
-    numpy_dirs = (os.path.join(root, "numpy") + os.sep, os.path.join(root, "numpy.libs") + os.sep)
-    ctl = ThreadpoolController()
-    blas = [i for i in ctl.info() if i.get("user_api") == "blas"]
-    own = [i["filepath"] for i in blas if i["filepath"].startswith(numpy_dirs)]
-    if not own or len(own) == len(blas):
-        return None
-    return ctl.select(filepath=own)
-
-
-def numpy_blas_pinned(threads: int | None = 1):
-    """Context manager: NumPy's own BLAS thread pool limited to ``threads`` (None: untouched).
-
-    NumPy's and SciPy's wheels each load their own OpenBLAS. Code that alternates between them
-    (SciPy's ``interpolative`` does) makes the idle pool's threads spin against the busy one;
-    seen here: ``interp_decomp(A, 200)`` on 2000 x 2000 took 1.8 s or 5 s from run to run with
-    both pools at 2 threads, a steady 1.9 s with NumPy's pool at 1 thread. lowrank runs its BLAS in
-    SciPy's library only, so this pin does not slow it. A no-op where it cannot apply.
-    """
-    if threads is None:
-        return contextlib.nullcontext("untouched")
-    ctl = _numpy_blas_controller()
-    if ctl is None:
-        return contextlib.nullcontext("untouched (no separate NumPy BLAS, or no threadpoolctl)")
-    return _pinned(ctl, threads)
-
-
-@contextlib.contextmanager
-def _pinned(ctl, threads):
-    with ctl.limit(limits=threads):
-        yield f"NumPy's BLAS pinned to {threads} thread(s)"
-
-
-def blas_summary() -> str:
-    """One line per BLAS library loaded (threadpoolctl), or a note that threadpoolctl is missing."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return "BLAS: (threadpoolctl not installed)"
-    import numpy  # noqa: F401
-    import scipy.linalg  # noqa: F401
-
-    lines = []
-    for i in threadpool_info():
-        lines.append(
-            f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')}, "
-            f"{i.get('num_threads')} threads, {i.get('threading_layer', '?')}): {i.get('filepath')}"
-        )
-    return "\n".join(lines) if lines else "BLAS: none reported by threadpoolctl"
-
-
-def time_call(fn: Callable[[], object], repeats: int = 3, slow: float = 1.0, warmup: bool = True):
-    """Run ``fn`` and return ``(median seconds, all timed seconds, last result)``.
-
-    The first call is a warm-up. If it took longer than ``slow`` seconds it is the only run and its
-    time is reported (warming up barely matters there); otherwise ``repeats`` more calls are timed.
-    ``warmup=False`` times the first call too (and still stops after it when it is slow).
-    """
-    t0 = time.perf_counter()
-    out = fn()
-    first = time.perf_counter() - t0
-    if first > slow or repeats < 1:
-        return first, [first], out
-    times = [] if warmup else [first]
-    while len(times) < repeats:
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), times, out
-
-
-class CpuMeter:
-    """CPU time that *other* processes used while a block ran, in CPUs (Linux /proc/stat).
-
-    ``busy(system) - cpu(this process)`` over wall time: 0 on a quiet machine; 1.0 means one core
-    was busy elsewhere on average, and timings of that block are suspect.
-    """
-
-    def __init__(self):
-        self.waited = 0.0  # seconds spent waiting for quiet in this run
-        self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-    def _busy(self):
-        try:
-            with open("/proc/stat") as f:
-                v = [int(x) for x in f.readline().split()[1:]]
-        except OSError:
-            return None
-        idle = v[3] + (v[4] if len(v) > 4 else 0)
-        return (sum(v[:8]) - idle) / self.tick
-
-    def start(self):
-        t = os.times()
-        return self._busy(), t.user + t.system, time.perf_counter()
-
-    def others(self, start):
-        b0, c0, w0 = start
-        b1 = self._busy()
-        t = os.times()
-        wall = time.perf_counter() - w0
-        if b0 is None or b1 is None or wall <= 0:
-            return None
-        return max(0.0, ((b1 - b0) - (t.user + t.system - c0)) / wall)
-
-
-    def wait_quiet(self, threshold, max_wait, window=1.0):
-        """Sleep in ``window``-second steps until other processes use under ``threshold`` CPUs
-        (or ``max_wait`` seconds have passed); return the seconds waited."""
-        waited = 0.0
-        while waited + window <= max_wait:
-            start = self.start()
-            time.sleep(window)
-            waited += window
-            busy = self.others(start)
-            if busy is None or busy < threshold:
-                break
-        return waited
-
-
-def fmt_num(x, spec: str = ".2e") -> str:
-    """Format a number, or ``-`` for None/NaN."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    return format(x, spec)
-
-
-def fmt_time(t) -> str:
-    """Seconds with three significant digits (``0.0532``, ``1.87``, ``62.3``), or ``-``."""
-    if t is None or (isinstance(t, float) and math.isnan(t)):
-        return "-"
-    return f"{t:.3g}" if t < 100 else f"{t:.0f}"
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool = False):
-    """A plain-text (aligned columns) or markdown table of strings; numbers right-aligned."""
-    table = [list(headers)] + [list(r) for r in rows]
-    widths = [max(len(r[j]) for r in table) for j in range(len(headers))]
-
-    def numeric(j):
-        vals = [r[j] for r in rows if r[j] not in ("-", "")]
-        return bool(vals) and all(_looks_numeric(v) for v in vals)
-
-    right = [numeric(j) for j in range(len(headers))]
-
-    def line(cells):
-        out = [c.rjust(w) if r else c.ljust(w)
-               for c, w, r in zip(cells, widths, right, strict=True)]
-        return ("| " + " | ".join(out) + " |") if markdown else "  ".join(out).rstrip()
-
-    text = [line(headers)]
-    if markdown:
-        text.append("|" + "|".join(("-" * (w + 1) + ":") if r else ("-" * (w + 2))
-                                   for w, r in zip(widths, right, strict=True)) + "|")
-    else:
-        text.append("  ".join("-" * w for w in widths))
-    text += [line(r) for r in rows]
-    return "\n".join(text)
-
-
-def _looks_numeric(s: str) -> bool:
-    try:
-        float(s.rstrip("x"))
-    except ValueError:
-        return False
-    return True
-
-
-def scipy_interp_decomp(A, eps_or_k, seed):
-    """``scipy.linalg.interpolative.interp_decomp`` with ``rng=seed`` where SciPy takes one."""
-    import inspect
-
-    import scipy.linalg.interpolative as sli
-
-    if "rng" in inspect.signature(sli.interp_decomp).parameters:
-        return sli.interp_decomp(A, eps_or_k, rng=seed)
-    return sli.interp_decomp(A, eps_or_k)  # older SciPy: global NumPy random state
-
-
-def scipy_reconstruct(A, idx, proj, k):
-    """SciPy's rank-k approximation ``A[:, idx[:k]] @ [I, proj][:, argsort(idx)]``."""
-    import scipy.linalg.interpolative as sli
-
-    return sli.reconstruct_matrix_from_id(A[:, idx[:k]], idx, proj)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -454,7 +235,8 @@ reads it. The output is written to a temporary file next to OUT and renamed at t
 interrupted run leaves no partial OUT.
 
 Exit status: 0 when every input was decomposed, 1 when some failed, 2 for a usage error (bad
-options, no inputs, GPU asked for but unavailable)."""
+options, an INPUT path that does not exist, no inputs, an OUT name that does not end in .npz, GPU
+asked for but unavailable); nothing is written after a usage error."""
 
 _BATCH_EPILOG = """\
 examples:
@@ -483,7 +265,8 @@ def _add_batch(sub) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help=".npy file, .npz file or folder of them")
     p.add_argument("-o", "--output", required=True, metavar="OUT.npz",
-                   help="the .npz file to write (replaced if it exists)")
+                   help="the .npz file to write (replaced if it exists); the name must end in "
+                        ".npz (any other suffix is a usage error, never silently changed)")
     p.add_argument("--kind", choices=tuple(BATCH_KINDS), default="id",
                    help="id: column ID (column_id, default); rowid: row ID (row_id); cur: CUR (cur); "
                         "svd: randomized SVD (rsvd)")
@@ -499,6 +282,10 @@ def _add_batch(sub) -> None:
                         "(default): gpu when CuPy imports and a CUDA device is available, else cpu")
     p.add_argument("--seed", type=int, default=0, metavar="N",
                    help="seed of every decomposition's rng (default: 0)")
+    p.add_argument("--no-check-finite", action="store_true",
+                   help="skip the NaN/Inf check of every input (one pass over it less; the "
+                        "library's check_finite=False): an input with NaN or Inf then gives "
+                        "meaningless factors instead of a failure")
     p.add_argument("--store-factors", action="store_true",
                    help="--kind cur: also store C = A[:, cols] and R = A[rows, :]")
     p.add_argument("--compress", action="store_true",
@@ -581,11 +368,8 @@ def _batch_inputs(paths: Sequence[str], output: str) -> list[_BatchInput]:
             )
             for name in names:
                 items += _inputs_of_file(os.path.join(path, name))
-        elif os.path.exists(path):
+        else:  # a path that vanished since run_batch checked it fails as an unreadable file
             items += _inputs_of_file(path)
-        else:
-            stem = os.path.splitext(os.path.basename(os.path.normpath(path)))[0] or path
-            items.append(_BatchInput(stem, path, error=FileNotFoundError(f"no such file or folder: {path}")))
     seen: dict[str, int] = {}
     for item in items:
         base = item.key
@@ -636,7 +420,7 @@ def _decompose(args, A):
     import lowrank
 
     fn = getattr(lowrank, BATCH_KINDS[args.kind])
-    opts = {"tol": args.tol, "rng": args.seed}
+    opts = {"tol": args.tol, "rng": args.seed, "check_finite": not args.no_check_finite}
     if args.kind != "svd":
         opts["method"] = args.method or "lupp"
     res = fn(A, args.rank, **opts)
@@ -680,8 +464,14 @@ class _BatchProgress:
             print(f"lowrank batch [{self.count}/{self.total}] {key}: {note}", file=sys.stderr,
                   flush=True)
 
-    def message(self, text: str) -> None:
+    def failed(self, key: str, label: str, message: str) -> None:
+        """One stderr line for a failed input (with or without progress), in place of ``done``."""
+        self.count += 1
+        lines = self.enabled and self.bar is None
+        prefix = f"lowrank batch [{self.count}/{self.total}]" if lines else "lowrank batch:"
+        text = f"{prefix} failed: {key} ({label}): {message}"
         if self.bar is not None:
+            self.bar.update(1)
             self.bar.write(text, file=sys.stderr)
         else:
             print(text, file=sys.stderr, flush=True)
@@ -745,6 +535,12 @@ def run_batch(args) -> int:
         return _fail("--method selects skeletons of id, rowid and cur; --kind svd takes none")
     if args.store_factors and args.kind != "cur":
         return _fail("--store-factors applies to --kind cur only")
+    missing = [path for path in args.inputs if not os.path.exists(path)]
+    if missing:
+        return _fail("no such file or folder: " + ", ".join(missing))
+    if not args.output.lower().endswith(".npz"):
+        return _fail(f"-o {args.output}: the output is a .npz file; give a name ending in .npz "
+                     f"(e.g. {os.path.splitext(args.output)[0]}.npz)")
     out_dir = os.path.dirname(os.path.abspath(args.output))
     if os.path.isdir(args.output):
         return _fail(f"-o {args.output} is a folder; give a file name such as results.npz")
@@ -782,10 +578,9 @@ def run_batch(args) -> int:
                 note = f"{_summary(result)} ({time.perf_counter() - t0:.3g} s)"
             except Exception as exc:  # noqa: BLE001  (one input's failure; the others go on)
                 failed += 1
-                message = f"{type(exc).__name__}: {exc}"
-                progress.message(f"lowrank batch: failed: {item.key} ({item.label}): {message}")
+                message = _failure_message(exc)
+                progress.failed(item.key, item.label, message)
                 writer.add(f"{item.key}/failed", _str_array(message))
-                progress.done(item.key, "FAILED")
                 continue
             for f, v in result.items():
                 writer.add(f"{item.key}/{f}", v)
@@ -809,6 +604,12 @@ def run_batch(args) -> int:
     return 1 if failed else 0
 
 
+def _failure_message(exc: Exception) -> str:
+    """``Type: message`` of a failed input, with the library's hints in command-line terms."""
+    text = f"{type(exc).__name__}: {exc}"
+    return text.replace("pass check_finite=False", "pass --no-check-finite")
+
+
 def _str_array(text: str):
     import numpy as np
 
@@ -819,18 +620,57 @@ def _str_array(text: str):
 # bench
 
 
-def _add_bench(sub) -> None:
-    from . import _bench  # the harness; also run by bench/bench_peers.py
+#: The peer-comparison script of a source checkout, relative to the repository root.
+BENCH_SCRIPT = Path("bench") / "bench_peers.py"
 
+_NO_HARNESS = """\
+the benchmark harness is not part of the installed package: it lives in bench/ of a source
+checkout of lowrank. To run it: clone the repository, install it with
+  pip install -e ".[bench]"
+and run 'python -m lowrank bench' (or 'python bench/bench_peers.py') in the repository root."""
+
+
+def _add_bench(sub) -> None:
     p = sub.add_parser(
         "bench",
-        help="time lowrank against SciPy, scikit-learn, Dask and PyTorch and the sketch-GEMM floor",
-        description=_bench.DESCRIPTION,
-        epilog=_bench.EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        add_help=False,  # the harness parses (and documents) every option, --help included
+        help="time lowrank against SciPy, scikit-learn, Dask and PyTorch and the sketch-GEMM "
+             "floor (runs bench/bench_peers.py of a source checkout; 'bench --help' lists its "
+             "options)",
     )
-    _bench.add_arguments(p)
-    p.set_defaults(func=_bench.run)
+    p.set_defaults(func=run_bench, passthrough=True)
+
+
+def bench_script() -> Path | None:
+    """``bench/bench_peers.py`` of the source checkout this package runs from (an editable
+    install, or ``python -m lowrank`` in the repository root), else of the current folder when it
+    is a checkout of lowrank; None when neither has one (an installed wheel, elsewhere)."""
+    for root in (Path(__file__).resolve().parent.parent, Path.cwd()):
+        if (root / BENCH_SCRIPT).is_file() and (root / "lowrank" / "__init__.py").is_file():
+            return root / BENCH_SCRIPT
+    return None
+
+
+def run_bench(args) -> int:
+    """Run the peer comparison of the source checkout with the options after ``bench``."""
+    script = bench_script()
+    if script is None:
+        print(f"lowrank bench: error: {_NO_HARNESS}", file=sys.stderr)
+        return 2
+    module = sys.modules.get("bench_peers")
+    if module is None or Path(module.__file__).resolve() != script.resolve():
+        import importlib.util
+
+        folder = str(script.parent)
+        sys.path.insert(0, folder)  # the script imports its sibling benchtools.py
+        try:
+            spec = importlib.util.spec_from_file_location("bench_peers", script)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules["bench_peers"] = module
+            spec.loader.exec_module(module)
+        finally:
+            sys.path.remove(folder)
+    return module.main(args.extra, prog="python -m lowrank bench")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -861,9 +701,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra and not getattr(args, "passthrough", False):
+            parser.error("unrecognized arguments: " + " ".join(extra))
     except SystemExit as exc:  # --help, --version, usage errors: argparse's own status
         return exc.code if isinstance(exc.code, int) else 2
+    args.extra = extra
     if args.command is None:
         parser.print_help()
         return 2

@@ -15,9 +15,6 @@ def as_floating_matrix(xp, A, name="A", *, stack=False):
     strings and objects are a ``TypeError``; empty input (any zero dimension) and the wrong
     number of dimensions a ``ValueError``. The input is never modified.
     """
-    if _is_masked(A):
-        raise TypeError(f"{name} is a masked array; lowrank does not read masks: pass "
-                        f"{name}.filled(value) (or {name}.data to ignore the mask)")
     dtype = A.dtype
     kind = getattr(dtype, "kind", None)  # NumPy-like dtypes: catch object/str/datetime early
     if kind is not None and kind in "OSUVMm":
@@ -37,13 +34,6 @@ def as_floating_matrix(xp, A, name="A", *, stack=False):
     elif not xp.isdtype(dtype, "complex floating"):
         raise TypeError(f"{name} must have a numeric dtype, got {dtype}")
     return A
-
-
-def _is_masked(A) -> bool:
-    """Whether A is a ``numpy.ma`` masked array (checked by type name: NumPy is not imported
-    for other libraries' arrays)."""
-    return any(c.__name__ == "MaskedArray" and c.__module__.startswith("numpy.ma")
-               for c in type(A).__mro__)
 
 
 def finite_sqnorm(xp, be, A, name="A") -> float:

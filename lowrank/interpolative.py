@@ -144,6 +144,7 @@ Differences from SciPy
 from __future__ import annotations
 
 import math
+from typing import Any, overload
 
 import array_api_compat
 import numpy as np
@@ -153,6 +154,7 @@ from ._api import column_id
 from ._linalg import col_sqnorms, count, ctranspose, row_sqnorms, solve_upper, tail_sums
 from ._namespace import resolve
 from ._operand import DenseOperand
+from ._typing import RNG, Array, Float, Int
 
 __all__ = [
     "estimate_rank",
@@ -542,7 +544,17 @@ def _decompose(op, eps_or_k, rand, gen):
 # The nine public functions
 
 
-def interp_decomp(A, eps_or_k, rand=True, rng=None):
+@overload
+def interp_decomp(  # type: ignore[overload-overlap]  (an int is also a float: the first wins)
+    A: Array, eps_or_k: Int, rand: bool = ..., rng: RNG = ...
+) -> tuple[Array, Array]: ...
+@overload
+def interp_decomp(
+    A: Array, eps_or_k: float | np.floating[Any], rand: bool = ..., rng: RNG = ...
+) -> tuple[int, Array, Array]: ...
+def interp_decomp(
+    A: Array, eps_or_k: Float, rand: bool = True, rng: RNG = None
+) -> tuple[Array, Array] | tuple[int, Array, Array]:
     """Compute an interpolative decomposition (ID) of a matrix.
 
     The ID ``A[:, idx[:k]] @ proj ~ A[:, idx[k:]]``: the skeleton ``A[:, idx[:k]]`` and the
@@ -605,7 +617,7 @@ def interp_decomp(A, eps_or_k, rand=True, rng=None):
     return (k, idx, proj) if tolerance else (idx, proj)
 
 
-def svd(A, eps_or_k, rand=True, rng=None):
+def svd(A: Array, eps_or_k: Float, rand: bool = True, rng: RNG = None) -> tuple[Array, Array, Array]:
     """Compute an SVD of a matrix via an interpolative decomposition.
 
     ``A ~ U @ numpy.diag(S) @ V.conj().T`` with U (m x k) and V (n x k) with orthonormal columns
@@ -690,7 +702,7 @@ def _inverse(xp, idx):
     return xp.argsort(xp.astype(idx, xp.int64))
 
 
-def reconstruct_matrix_from_id(B, idx, proj):
+def reconstruct_matrix_from_id(B: Array, idx: Array, proj: Array) -> Array:
     """Reconstruct a matrix from its ID.
 
     ``numpy.hstack([B, B @ proj])[:, numpy.argsort(idx)]`` for the skeleton matrix ``B``
@@ -723,7 +735,7 @@ def reconstruct_matrix_from_id(B, idx, proj):
     return xp.take(xp.concat([B, be.matmul(B, proj)], axis=1), _inverse(xp, idx), axis=1)
 
 
-def reconstruct_interp_matrix(idx, proj):
+def reconstruct_interp_matrix(idx: Array, proj: Array) -> Array:
     """Reconstruct the interpolation matrix of an ID.
 
     ``P = numpy.hstack([numpy.eye(k), proj])[:, numpy.argsort(idx)]`` (k x n), so that
@@ -758,7 +770,7 @@ def reconstruct_interp_matrix(idx, proj):
     return xp.take(xp.concat([eye, proj], axis=1), _inverse(xp, idx), axis=1)
 
 
-def reconstruct_skel_matrix(A, k, idx):
+def reconstruct_skel_matrix(A: Array, k: Int, idx: Array) -> Array:
     """Reconstruct the skeleton matrix of an ID: ``B = A[:, idx[:k]]``.
 
     Parameters
@@ -788,7 +800,7 @@ def reconstruct_skel_matrix(A, k, idx):
     return A[:, idx[:k]]
 
 
-def id_to_svd(B, idx, proj):
+def id_to_svd(B: Array, idx: Array, proj: Array) -> tuple[Array, Array, Array]:
     """Convert an ID to an SVD.
 
     With ``P`` the interpolation matrix, ``B @ P = U @ numpy.diag(S) @ V.conj().T``: QR
@@ -838,7 +850,7 @@ def _id_to_svd(xp, be, B, idx, proj):
     return U, S, V
 
 
-def estimate_spectral_norm(A, its=20, rng=None):
+def estimate_spectral_norm(A: Array, its: Int = 20, rng: RNG = None) -> float:
     """Estimate the spectral norm ``||A||_2`` by the randomized block power method.
 
     ``its`` steps on ``A^H A`` with a Gaussian block of 4 vectors (re-orthonormalized each
@@ -871,7 +883,7 @@ def estimate_spectral_norm(A, its=20, rng=None):
     return _spectral.spectral_norm(op, its, _generator(op.be, rng))
 
 
-def estimate_spectral_norm_diff(A, B, its=20, rng=None):
+def estimate_spectral_norm_diff(A: Array, B: Array, its: Int = 20, rng: RNG = None) -> float:
     """Estimate ``||A - B||_2`` by the randomized block power method.
 
     Two arrays of one library are subtracted entry by entry (more accurate than ``A x - B x``
@@ -909,7 +921,7 @@ def estimate_spectral_norm_diff(A, B, its=20, rng=None):
     return _spectral.spectral_norm(op, its, _generator(op.be, rng))
 
 
-def estimate_rank(A, eps, rng=None):
+def estimate_rank(A: Array, eps: Float, rng: RNG = None) -> int:
     """Estimate the numerical rank of a matrix to a relative precision.
 
     The number of singular values above ``eps * ||A||_2``, from a randomized range finder on

@@ -7,12 +7,24 @@ The suite runs against the *installed* ``lowrank`` package (CI builds and instal
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from _util import Backend
 from hypothesis import HealthCheck, settings
 from threadpoolctl import threadpool_limits
+
+# The benchmark scripts of bench/ are not part of the package; their tests import them from the
+# checkout (appended: never shadows an installed module).
+sys.path.append(str(Path(__file__).resolve().parent.parent / "bench"))
+
+# Subprocesses the tests start (`python -c ...` in the repository root) must import the installed
+# package, as the tests do, not the bare lowrank/ folder of the current directory, which is not the
+# whole package (backends/ and kernels/ are installed into it): Python 3.11+ then leaves the
+# current folder off sys.path. (On 3.10, such a subprocess needs `python -I`.)
+os.environ.setdefault("PYTHONSAFEPATH", "1")
 
 # -- Hypothesis -------------------------------------------------------------------------------
 # "ci" (default): derandomized, so a run is reproducible and CI never flakes on a lucky draw;

@@ -1,4 +1,5 @@
-"""``python -m lowrank bench`` (lowrank._bench): a tiny smoke run and the option checks.
+"""``python -m lowrank bench`` and ``bench/bench_peers.py``: a tiny smoke run and the option checks,
+the harness staying out of the package, and the default output leaving the checkout clean.
 
 One 200 x 200 float64 matrix (exp10 spectrum), rank 20 and tolerance 1e-6, one seed, a few
 methods; torch's method is made to need a module that does not exist, to check that a missing peer
@@ -14,14 +15,30 @@ accounting's rounding floor. Times are not checked (a shared machine).
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import importlib.util
 import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
 
+import bench_peers  # bench/ of the checkout (tests/conftest.py puts it on sys.path)
 import pytest
 
-from lowrank import _bench, _cli
-from lowrank._cli import optimal_error, spectrum_values
+from lowrank import _cli
+from lowrank._measure import optimal_error, spectrum_values
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _in_checkout(monkeypatch):
+    """``lowrank bench`` runs the harness of the checkout it is started in (an installed wheel has
+    none of its own)."""
+    monkeypatch.chdir(REPO)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 COLUMNS = ["shape", "dtype", "spectrum", "mode", "method", "rank", "runs", "time (s)", "x floor",
@@ -45,9 +62,10 @@ def _table(md: str, first_header: str):
 def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("peers")
     with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(REPO)  # `lowrank bench` runs the harness of the checkout it is started in
         # torch "not installed": its method needs a module that does not exist
-        hidden = dataclasses.replace(_bench.METHODS["torch"], module="lowrank_test_no_such_module")
-        mp.setitem(_bench.METHODS, "torch", hidden)
+        hidden = dataclasses.replace(bench_peers.METHODS["torch"], module="lowrank_test_no_such_module")
+        mp.setitem(bench_peers.METHODS, "torch", hidden)
         code = _cli.main([
             "bench", "--sizes", "200", "--ranks", "20", "--seeds", "1", "--dtypes", "float64",
             "--tol-spectra", "exp10", "--peers", "lupp", "rsvd", "scipy", "sklearn", "torch",
@@ -74,7 +92,7 @@ def test_smoke_run_writes_report_json_and_plots(smoke):
     assert "- **skipped methods**: torch (not installed" in md or (
         not HAVE_SKLEARN and "- **skipped methods**: sklearn (not installed" in md)
     assert "torch (not installed" in md
-    assert "## Issue 8 criteria" in md and "## The floor" in md
+    assert "## Criteria" in md and "## The floor" in md
 
 
 def test_smoke_table_columns_rows_and_errors(smoke):
@@ -118,7 +136,7 @@ def test_render_rewrites_the_report(smoke):
     _, out = smoke
     before = (out / "peers.md").read_text()
     (out / "peers.md").unlink()
-    assert _bench.main(["--render", str(out / "peers.json")]) == 0
+    assert bench_peers.main(["--render", str(out / "peers.json")]) == 0
     after = (out / "peers.md").read_text()
     assert _table(after, "shape") == _table(before, "shape")
 
@@ -140,7 +158,67 @@ def test_bad_size_is_a_usage_error(capsys):
 
 
 def test_command_line_records_non_defaults():
-    p = _cli.build_parser()
-    cfg = p.parse_args(["bench", "--sizes", "300", "8000x2000", "--ranks", "5", "--no-tol"])
-    line = _bench.command_line(cfg, "python -m lowrank bench")
+    p = argparse.ArgumentParser()
+    bench_peers.add_arguments(p)
+    cfg = p.parse_args(["--sizes", "300", "8000x2000", "--ranks", "5", "--no-tol"])
+    line = bench_peers.command_line(cfg, "python -m lowrank bench")
     assert line == "python -m lowrank bench --sizes 300x300 8000x2000 --ranks 5 --no-tol"
+
+
+def test_help_is_the_harness_help(capsys):
+    assert _cli.main(["bench", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m lowrank bench") and "--out" in out
+    assert "bench/scratch/peers" in out  # where a run writes by default
+
+
+def test_without_a_checkout_the_command_explains(capsys, monkeypatch, tmp_path):
+    """From an installed wheel, outside a checkout: no harness to run, a clear message, exit 2."""
+    site = tmp_path / "site-packages" / "lowrank"
+    site.mkdir(parents=True)
+    monkeypatch.setattr(_cli, "__file__", str(site / "_cli.py"))
+    monkeypatch.chdir(tmp_path)
+    assert _cli.bench_script() is None
+    assert _cli.main(["bench", "--sizes", "100"]) == 2
+    err = capsys.readouterr().err
+    assert "not part of the installed package" in err and 'pip install -e ".[bench]"' in err
+    assert not any(tmp_path.rglob("peers*"))
+
+
+def _git(*args):
+    return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True)
+
+
+def test_bare_bench_writes_scratch_and_leaves_the_checkout_clean():
+    """``python -m lowrank bench`` without ``--out`` (tiny options so that it takes seconds) writes
+    to bench/scratch/peers, and ``git status`` is the same before and after: the committed
+    bench/results are untouched."""
+    if shutil.which("git") is None or _git("rev-parse", "--is-inside-work-tree").stdout.strip() != "true":
+        pytest.skip("not a git checkout")
+    before = _git("status", "--porcelain", "--untracked-files=all").stdout
+    report = REPO / "bench" / "scratch" / "peers" / "peers.md"
+    started = time.time() - 1.0
+    # -I: the installed lowrank, not the source folder of the current directory
+    run = subprocess.run(
+        [sys.executable, "-I", "-m", "lowrank", "bench", "--sizes", "60", "--ranks", "5", "--seeds",
+         "1", "--dtypes", "float64", "--no-tol", "--peers", "lupp", "--warmup-below", "0",
+         "--floor-repeats", "1", "--quiet-budget", "0", "--no-progress", "--no-plots",
+         "--no-norm-check"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("## Criteria") and "ssue" not in run.stdout
+    assert report.is_file() and report.stat().st_mtime >= started
+    assert f"wrote {report}" in run.stderr
+    assert _git("status", "--porcelain", "--untracked-files=all").stdout == before
+
+
+def test_the_package_does_not_import_the_harness():
+    """``lowrank batch`` and ``demo`` load no benchmark code: importing the command line pulls in
+    neither the harness nor its plotting library."""
+    code = ("import sys, lowrank._cli; print(sorted(m for m in sys.modules if 'bench' in m "
+            "or m.split('.')[0] in ('matplotlib', 'tqdm', 'benchtools')))")
+    run = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"

@@ -156,29 +156,69 @@ def test_failures_are_reported_recorded_and_the_rest_continue(tmp_path, capsys):
     np.savez(tmp_path / "obj.npz", o=np.array([1, "x"], dtype=object), ok=good)  # pickled member
     np.save(tmp_path / "vec.npy", np.arange(5.0))  # 1-D: not a matrix
     inputs = [tmp_path / f for f in ("good.npy", "broken.npy", "nan.npy", "small.npy", "obj.npz",
-                                     "vec.npy", "missing.npy")]
+                                     "vec.npy")]
     out = tmp_path / "out.npz"
     code, stdout, stderr = _run(capsys, *inputs, "-o", out, "--rank", K)
     assert code == 1
-    assert "2 of 8 input(s) decomposed" in stdout and "6 failed" in stdout
+    assert "2 of 7 input(s) decomposed" in stdout and "5 failed" in stdout
     expected = {  # key -> a piece of the message that must be on stderr and in KEY/failed
         "broken": "not a NumPy .npy or .npz file",
-        "nan": "NaN",
+        "nan": "NaN or Inf (pass --no-check-finite to skip)",  # the flag, not the Python keyword
         "small": "rank",
         "obj/o": "allow_pickle",
         "vec": "2-D",
-        "missing": "no such file",
     }
     r = _load(out)  # loads without pickle: the failure messages are plain str arrays
     for key, piece in expected.items():
-        line = next((ln for ln in stderr.splitlines() if f"failed: {key} (" in ln), None)
-        assert line is not None, (key, stderr)
-        assert piece in line, (key, line)
+        lines = [ln for ln in stderr.splitlines() if f"failed: {key} (" in ln]
+        assert len(lines) == 1, (key, stderr)  # reported once
+        assert piece in lines[0], (key, lines[0])
         msg = r[f"{key}/failed"]
         assert msg.shape == () and msg.dtype.kind == "U" and piece in str(msg)
         assert not any(k.startswith(f"{key}/") and k != f"{key}/failed" for k in r)
     _check_fixed("id", good, r, "good")
     _check_fixed("id", good, r, "obj/ok")
+
+
+@pytest.mark.parametrize("progress", ["lines", "bar", "none"])
+def test_each_failure_is_reported_once(tmp_path, capsys, monkeypatch, progress):
+    """One stderr line per failed input, whatever the progress display."""
+    if progress == "bar":
+        pytest.importorskip("tqdm")
+    else:
+        monkeypatch.setitem(sys.modules, "tqdm", None)  # `from tqdm import tqdm` raises ImportError
+    monkeypatch.setattr(_cli, "_stderr_is_terminal", lambda: True)
+    np.save(tmp_path / "a.npy", _matrix(60))
+    (tmp_path / "bad.npy").write_bytes(b"junk")
+    extra = ["--no-progress"] if progress == "none" else []
+    code, _, err = _run(capsys, tmp_path, "-o", tmp_path / "o.npz", "--rank", K, *extra)
+    assert code == 1
+    assert err.count("failed: bad (") == 1 and err.count("not a NumPy .npy or .npz file") == 1, err
+    assert "FAILED" not in err
+
+
+def test_no_check_finite_skips_the_check(tmp_path, capsys, monkeypatch):
+    """--no-check-finite passes check_finite=False (seen by the library) and changes nothing for a
+    finite matrix: the same seed gives the same arrays."""
+    import lowrank
+
+    seen, real = [], lowrank.column_id
+
+    def spy(A, rank=None, **kw):
+        seen.append(kw["check_finite"])
+        return real(A, rank, **kw)
+
+    monkeypatch.setattr(lowrank, "column_id", spy)
+    np.save(tmp_path / "a.npy", _matrix(61))
+    for name, extra in (("on", []), ("off", ["--no-check-finite"])):
+        code, _, err = _run(capsys, tmp_path / "a.npy", "-o", tmp_path / f"{name}.npz", "--rank",
+                            K, *extra)
+        assert code == 0, err
+    assert seen == [True, False]
+    on, off = _load(tmp_path / "on.npz"), _load(tmp_path / "off.npz")
+    assert on.keys() == off.keys()
+    for k in on:
+        np.testing.assert_array_equal(on[k], off[k])
 
 
 def test_stack_nan_is_a_failure_of_that_input(tmp_path, capsys):
@@ -219,14 +259,27 @@ def test_usage_errors(tmp_path, capsys, extra, message):
 def test_usage_errors_paths(tmp_path, capsys):
     np.save(tmp_path / "a.npy", _matrix(14))
     (tmp_path / "empty").mkdir()
+    # an input path that does not exist: a usage error before anything runs or is written
+    code, out, err = _run(capsys, tmp_path / "a.npy", tmp_path / "missing.npy", "-o",
+                          tmp_path / "o.npz", "--rank", 2)
+    assert code == 2 and "no such file or folder" in err and "missing.npy" in err and out == ""
+    # an output name that is not .npz: rejected, never renamed behind the user's back
+    for name in ("out.txt", "out", "out.npy"):
+        code, _, err = _run(capsys, tmp_path / "a.npy", "-o", tmp_path / name, "--rank", 2)
+        assert code == 2 and "ending in .npz" in err and name in err
     code, _, err = _run(capsys, tmp_path / "empty", "-o", tmp_path / "o.npz", "--rank", 2)
     assert code == 2 and "no inputs" in err
     code, _, err = _run(capsys, tmp_path / "a.npy", "-o", tmp_path / "nowhere" / "o.npz", "--rank", 2)
     assert code == 2 and "does not exist" in err
-    code, _, err = _run(capsys, tmp_path / "a.npy", "-o", tmp_path / "a.npy", "--rank", 2)
+    np.savez(tmp_path / "b.npz", x=_matrix(14))
+    code, _, err = _run(capsys, tmp_path / "b.npz", "-o", tmp_path / "b.npz", "--rank", 2)
     assert code == 2 and "also an input" in err
+    np.testing.assert_array_equal(np.load(tmp_path / "b.npz")["x"], _matrix(14))
     np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), _matrix(14))
-    assert sorted(os.listdir(tmp_path)) == ["a.npy", "empty"]  # no output, no temporary file left
+    # no output, no temporary file left
+    assert sorted(os.listdir(tmp_path)) == ["a.npy", "b.npz", "empty"]
+    code, _, err = _run(capsys, tmp_path / "a.npy", "-o", tmp_path / "UPPER.NPZ", "--rank", 2)
+    assert code == 0, err  # the suffix is checked without regard to case
 
 
 def test_gpu_requested_but_unavailable(tmp_path, capsys, monkeypatch):

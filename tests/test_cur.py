@@ -203,7 +203,7 @@ def test_cur_hilbert(method, core):
 @pytest.mark.parametrize("k", [15, 20, 25])
 @pytest.mark.parametrize("method", METHODS)
 def test_cur_full_dynamic_range(method, k):
-    """The "full" spectrum of ALGORITHMS.md section 8 (singular values 1 ... 1e-16), 40 x 30:
+    """The "full" spectrum of lowrank.testing.spectrum (singular values 1 ... 1e-16), 40 x 30:
     C and R are ill-conditioned (cond up to 1e14) near the numerical rank.
 
     * The returned error of the optimal core must be honest: equal to the true error of

@@ -177,7 +177,7 @@ def test_full_rank_is_exact(backend, method, interp, side, shape):
 # ---------------------------------------------------------------------------------------------
 # Tolerance mode
 
-S_TOL = spectrum("exp", 150)  # 15 ones, then 0.8^j, floored at 1e-5 (ALGORITHMS.md section 8)
+S_TOL = spectrum("exp", 150)  # 15 ones, then 0.8^j, floored at 1e-5 (lowrank.testing.spectrum)
 
 
 @pytest.mark.parametrize("tol", [1e-1, 1e-2])
@@ -205,7 +205,7 @@ def test_tolerance_mode_optimal_interp(backend, dtype, method, tol):
 
 
 def _family(name, seed):
-    """The test matrices of ALGORITHMS.md section 8, 200 x 150."""
+    """The papers' test matrices (docs/algorithms.md, "Test matrices"), 200 x 150."""
     if name in ("exp", "poly1", "poly05"):
         return matrix_with_spectrum(200, 150, spectrum(name, 150), rng=seed)
     if name == "snn":
@@ -261,8 +261,8 @@ SCHUR_CASES = [
 @pytest.mark.parametrize(("family", "tol"), SCHUR_CASES)
 def test_lupp_schur_estimate_within_factor_2(family, tol, record_property):
     """Tolerance-mode LUPP with interp="sketch": the returned Schur-complement estimate is within a
-    factor 2 of the true relative Frobenius error in at least 90% of 20 seeds (ALGORITHMS.md
-    section 3: ``||E||_F^2`` is an unbiased estimate of the squared error of the current ID).
+    factor 2 of the true relative Frobenius error in at least 90% of 20 seeds (docs/algorithms.md,
+    "Tolerance mode": ``||E||_F^2`` is an unbiased estimate of the squared error of the current ID).
 
     Observed when written: 20/20 in every case, estimate/truth between 0.86 and 1.18.
     """
@@ -405,7 +405,7 @@ def test_hilbert_matrix(method, interp, k):
     bound applies; at k = 20 the tail (3e-17) is below rounding and the floor applies.
 
     lupp + "sketch" is left out of the ratio check: its solve uses only the first k sketch rows
-    (no oversampling, ALGORITHMS.md section 2), and on Hilbert at k = 5 it is 68 x optimal,
+    (no oversampling: partial pivoting is greedy), and on Hilbert at k = 5 it is 68 x optimal,
     beyond the worst-case 19.4; see test_hilbert_lupp_sketch for what it does promise.
     """
     A = hilbert(80)

@@ -1,4 +1,4 @@
-"""RBRP, the random-pivoting family and RPCholesky (ALGORITHMS.md section 4): methods "rbrp",
+"""RBRP, the random-pivoting family and RPCholesky (docs/algorithms.md, "Random pivoting"): methods "rbrp",
 "brp", "rp", "sqnorm" and "rpcholesky" of ``column_id`` / ``row_id`` / ``cur``.
 
 What is checked, and the thresholds:
@@ -8,11 +8,11 @@ What is checked, and the thresholds:
   recomputation): it must equal the true relative Frobenius error up to the rounding of a
   difference of squared norms (``error_rounding``: O((m + n) eps) in the squared error).
 * RBRP in tolerance mode: the returned error equals the true one to 1e-8 relative (plus 64 eps
-  absolute: below that any computed residual is rounding) on the section 8 matrices for tol 1e-1
+  absolute: below that any computed residual is rounding) on the papers' test matrices for tol 1e-1
   to 1e-5; measured worst 5e-11 (above 7e-4 the tracked residual, at most 0.6 eps ||A||^2 off;
   below, recomputed from the residual: ~1e-15).
 * RBRP's tolerance-mode rank is at most ``max(1.05 r, r + 1)`` for greedy pivoted QR's rank r at the
-  same tol on the section 8 matrices (the ``r + 1`` matters only for r < 20, where 5% is less than
+  same tol on the papers' test matrices (the ``r + 1`` matters only for r < 20, where 5% is less than
   one column); measured at most 1.04 r (poly1, tol 0.2: 26 vs 25) on 600 x 400, while the
   paper's pool-free RBRP reached 1.12 r there (poly1 tol 0.2, snn tol 0.1): the test fails
   for it.
@@ -21,7 +21,7 @@ What is checked, and the thresholds:
 * Accuracy at fixed rank: within the worst-case factor sqrt(1 + k (n - k)) of the optimal rank-k
   error for every method (the ID bound of any skeleton with the optimal interpolation is of that
   form for rank-revealing pivoting; random pivoting comes within it on these spectra).
-* Robustness on the adversarial Gaussian mixture (ALGORITHMS.md section 8), ours and the paper's
+* Robustness on the adversarial Gaussian mixture (lowrank.testing.gaussian_mixture), ours and the paper's
   balanced construction: RBRP's squared error within 1.5x greedy pivoted QR's at every rank and
   seed while norm sampling and plain BRP fall far behind.
 * RPCholesky's pivots have the law of sequential random pivoting: the frequencies of the rank-2
@@ -84,7 +84,8 @@ def test_tolerance_mode_meets_tol_with_exact_error(backend, method, tol):
 
 
 def _section8(seed=0):
-    """The ALGORITHMS.md section 8 matrices at test size (600 x 400; the mixture 100 x 1000)."""
+    """The papers' test matrices (docs/algorithms.md, "Test matrices") at test size (600 x 400;
+    the mixture 100 x 1000)."""
     mats = {k: matrix_with_spectrum(600, 400, spectrum(k, 400), rng=seed) for k in ("exp", "poly1")}
     mats["snn"] = snn(600, 400, rng=seed)
     mats["gmix"] = gaussian_mixture(1000, rng=seed)

@@ -231,7 +231,7 @@ TOL_CASES = [("poly1", 1e-1), ("poly05", 1e-1), ("exp10", 1e-2), ("exp10", 1e-3)
 
 @pytest.mark.parametrize(("name", "tol"), TOL_CASES)
 def test_rsvd_tolerance_mode_20_seeds(name, tol):
-    """Issue 6: tolerance mode meets tol (the true error, over 20 seeds) with rank at most
+    """Tolerance mode meets tol (the true error, over 20 seeds) with rank at most
     1.05 x the SVD's optimal rank plus one block. 300 x 200 matrices, default n_iter = 2,
     block_size 8 (the smallest block makes "plus one block" the strictest allowance).
 

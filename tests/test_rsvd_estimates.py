@@ -1,6 +1,7 @@
-"""Error and canonical-angle estimates of the randomized SVD (ALGORITHMS.md section 6), the
-choice between power iterations and oversampling, ``n_iter="auto"``, tolerance mode over 20
-seeds, and the native ``estimate_spectral_norm`` / ``estimate_rank``.
+"""Error and canonical-angle estimates of the randomized SVD (docs/algorithms.md, "Randomized
+SVD and its error and angle estimates"), the choice between power iterations and oversampling,
+``n_iter="auto"``, tolerance mode over 20 seeds, and the native ``estimate_spectral_norm`` /
+``estimate_rank``.
 
 Angle grid: ``matrix_with_spectrum(300, 200, spectrum(kind, 200), rng=seed)`` for kind in exp10,
 poly1, poly05, exp and seeds 0-3; rsvd with ``rng=seed + 100``, q in {0, 1, 2} power iterations
