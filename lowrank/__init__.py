@@ -37,7 +37,7 @@ def _adopt_source_folders():
 
 _adopt_source_folders()
 
-from . import _rbrp  # noqa: E402,F401  (registers the random-pivoting methods)
+from . import _rbrp, prune, select  # noqa: E402,F401  (random-pivoting methods; the applications)
 from ._angles import PowerOversample, choose_power_oversample  # noqa: E402
 from ._api import (  # noqa: E402
     column_id,
