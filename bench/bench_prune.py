@@ -16,7 +16,7 @@ reconstructions, with per-seed wins/ties/losses; reconstruction against plain dr
 relative error of the block output (logits) on the calibration data, and the time of one
 ``prune_block`` call (median over seeds; the activations are computed inside the call). Writes
 ``prune.md``, ``prune.json`` and ``prune_accuracy.png`` under ``--out`` (default
-``bench/results``).
+``bench/results``); with ``--method M`` other than the default ``lupp``, ``prune_M.*``.
 
 Run from the repository root: ``OMP_NUM_THREADS=1 python bench/bench_prune.py`` (about a minute
 on 2 cores).
@@ -203,8 +203,9 @@ def main(argv=None):
     cfg = p.parse_args(argv)
     info = meta("bench_prune.py", argv)
     results = over_seeds(cfg, run_seed)
-    write(cfg, "prune", report(cfg, results, info), {"meta": info, "results": results})
-    plot(cfg, results, cfg.out / "prune_accuracy.png")
+    stem = "prune" if cfg.method == "lupp" else f"prune_{cfg.method}"
+    write(cfg, stem, report(cfg, results, info), {"meta": info, "results": results})
+    plot(cfg, results, cfg.out / f"{stem}_accuracy.png")
     return 0
 
 
