@@ -177,7 +177,7 @@ def plot(cfg, results, path):
     import matplotlib.pyplot as plt
 
     widths = [int(round(f * cfg.hidden)) for f in FRACTIONS]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))  # own scales: interp is near 1
     for ax, rec in zip(axes, ("interp", "drop"), strict=True):
         for c in CRITERIA:
             ax.plot(widths, [med(results, "accuracy", width=k, criterion=c, reconstruction=rec)
@@ -189,7 +189,8 @@ def plot(cfg, results, path):
         ax.set_xlabel("hidden units kept")
         ax.set_title(f"reconstruction = {rec}")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("test accuracy (median over seeds)")
+    for ax in axes:
+        ax.set_ylabel("test accuracy (median over seeds)")
     axes[1].legend(fontsize=8)
     fig.suptitle(f"Digits MLP, hidden width {cfg.hidden}, pruned without retraining")
     save(fig, path)

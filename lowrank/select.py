@@ -42,6 +42,7 @@ demand, so that the N x d gradient matrix is never formed in full.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -201,11 +202,11 @@ def select_samples(gradients, n, *, rank, sketch_size, method="skmm", moments="f
     Raises
     ------
     ValueError
-        Bad shapes, n, rank or sketch_size out of range, c not positive, NaN/Inf in the
+        Bad shapes, n, rank or sketch_size out of range, c not positive and finite, NaN/Inf in the
         gradients (found in their sketch), unknown method.
     TypeError
         Gradients that are neither an array, a matrix-like nor a :class:`GradientBlocks`;
-        complex or non-numeric gradients; non-integer counts.
+        complex or non-numeric gradients; non-integer counts; a c that is not a real number.
 
     Examples
     --------
@@ -239,8 +240,10 @@ def select_samples(gradients, n, *, rank, sketch_size, method="skmm", moments="f
     if method == "row_id" and n > sketch_size:
         raise ValueError(f"n must be <= sketch_size ({sketch_size}) for method='row_id' (the row "
                          f"skeletons of the N x sketch_size sketch), got n={n}")
-    if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c < math.inf:
-        raise ValueError(f"c must be a positive number, got {c!r}")
+    if isinstance(c, bool) or not isinstance(c, numbers.Real):
+        raise TypeError(f"c must be a real number, got {type(c).__name__}")
+    if not 0 < c < math.inf:
+        raise ValueError(f"c must be positive and finite, got {c!r}")
     n_iter = as_int(n_iter, "n_iter", low=1)
     choice(moments, "moments", MOMENTS)
     choice(pick, "pick", PICKS)
@@ -299,8 +302,11 @@ def _stage1(src, m, rng):
     else:
         be = backend_for(xp)
         gen = be.make_rng(rng)
-        like = G if kind == "array" else np.empty(0, dtype=np.float32 if G.dtype == np.float32
-                                                  else np.float64)
+        if kind == "array":
+            like = G
+        else:
+            single = np.dtype(getattr(G, "dtype", np.float64)) == np.float32
+            like = np.empty(0, dtype=np.float32 if single else np.float64)
         sk = G @ _gaussian(xp, gen, G.shape[1], m, like)
         if kind == "operator":
             sk = xp.asarray(np.asarray(sk))
@@ -332,8 +338,9 @@ def _moment_matching(xp, svd, N, n, moments, target, n_iter):
     The step is ``1/L`` with L an upper bound on the largest eigenvalue of the Hessian
     ``2 [K, -E]^T [K, -E]``: exact for ``"diag"``; for ``"full"``, ``2 (rho + 1)`` with
     ``rho >= ||K||^2`` the Collatz-Wielandt bound ``max_i (M x)_i / x_i`` on the Perron root of the
-    entrywise non-negative ``M = K^T K`` (``M[i, k] = (z_i^T z_k)^2``) after power steps from a
-    positive x, an upper bound whatever x is.
+    entrywise non-negative ``M = K^T K`` (``M[i, k] = (z_i^T z_k)^2``) after power steps from
+    ``x = 1``: an upper bound for any x > 0 (entries of samples with ``z_i = 0``, which M
+    decouples, drop out).
     """
     U = xp.astype(svd.U, xp.float64)
     sig = xp.astype(svd.S, xp.float64)
