@@ -22,7 +22,7 @@ if _find_spec(f"{__name__}.backends") is None:
         "use the 'lowrank' command, or run from another folder."
     )
 
-from . import _rbrp  # noqa: F401  (registers the random-pivoting methods)
+from . import _rbrp, prune, select  # noqa: F401  (random-pivoting methods; the applications)
 from ._angles import PowerOversample, choose_power_oversample
 from ._api import (
     column_id,
