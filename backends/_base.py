@@ -39,6 +39,10 @@ def ctranspose(xp, a):
     return xp.conj(t) if xp.isdtype(a.dtype, "complex floating") else t
 
 
+#: Temporaries the default :meth:`Backend.stack_sqnorms` may hold at once (bytes).
+STACK_SQNORM_BYTES = 64 << 20
+
+
 class Backend:
     """Operations on one array library that the array API standard lacks, plus fast paths.
 
@@ -189,6 +193,28 @@ class Backend:
         """``||a||_F^2`` as a Python float, summed in double precision (:func:`sqnorm`)."""
         return sqnorm(self.xp, a)
 
+    def stack_sqnorms(self, a):
+        """``||a_i||_F^2`` of every matrix of a (b, m, n) stack, summed in double precision, as a
+        NumPy float64 array (huge entries give inf, quietly). This default squares the entries of
+        a few matrices at a time: temporaries of at most :data:`STACK_SQNORM_BYTES` and half the
+        :meth:`memory_budget`."""
+        import numpy as np
+
+        xp = self.xp
+        b, m, n = a.shape
+        item = xp.finfo(a.dtype).bits // 8  # bytes of a real part: the squares are real
+        cap = min(STACK_SQNORM_BYTES, self.memory_budget() // 2)
+        step = max(1, min(b, cap // max(1, 2 * m * n * item)))
+        out = []
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            for i in range(0, b, step):
+                c = a[i:i + step, ...]
+                sq = xp.real(c) ** 2 + xp.imag(c) ** 2 if xp.isdtype(c.dtype, "complex floating") \
+                    else c * c
+                out.append(np.asarray(self.to_host(xp.sum(sq, axis=(-2, -1), dtype=xp.float64)),
+                                      dtype=np.float64))
+        return np.concatenate(out) if out else np.zeros(0)
+
     def max_abs(self, a) -> float:
         """``max |a_ij|`` as a Python float (NaN if ``a`` holds a NaN; 0.0 for an empty ``a``)."""
         xp = self.xp
@@ -200,7 +226,7 @@ class Backend:
     def downdate_norms(self, d, R, alive):
         """Residual column norms after the basis grew by the rows ``R`` (r x n) of ``Q^H A``:
         ``max(d_j - ||R[:, j]||^2, 0)`` on the columns still ``alive`` (boolean n-vector), 0 on
-        the others (RBRP's downdate, ALGORITHMS.md section 4, step 7). ``d`` is real, of R's
+        the others (RBRP's downdate, docs/algorithms.md, section 4, step 7). ``d`` is real, of R's
         precision; returns a new array."""
         xp = self.xp
         return xp.where(alive, xp.clip(d - col_sqnorms(xp, R), min=0.0), xp.zeros_like(d))
@@ -208,7 +234,7 @@ class Backend:
     def residual_col_sqnorms(self, M, S, rest, X):
         """``||M[:, rest[j]] - M[:, S] @ X[:, j]||^2`` for every j (X is len(S) x len(rest)): the
         squared column errors of the ID ``M ~ M[:, S] X``, exact for ``M = A``, an unbiased
-        estimate for a fresh sketch ``M = Omega A`` (ALGORITHMS.md section 3). Real, of M's
+        estimate for a fresh sketch ``M = Omega A`` (docs/algorithms.md, section 3). Real, of M's
         precision. This default forms the residual; the CuPy backend never does."""
         xp = self.xp
         R = xp.take(M, rest, axis=1) - self.matmul(xp.take(M, S, axis=1), X)

@@ -478,6 +478,11 @@ class CupyBackend(Backend):
         """A NumPy copy of the device array ``a`` (small arrays only)."""
         return self.lib.to_host(a)
 
+    def stack_sqnorms(self, a):
+        """Every matrix's squared norm of a (b, m, n) stack from the same reduction kernel (one
+        launch, no temporary), as a NumPy float64 array."""
+        return self.lib.to_host(self.lib.sqnorm(a, axis=(-2, -1)))
+
     # -- stacks of matrices -------------------------------------------------------------------------
     #: Fraction of the free device memory one chunk of a stack may use.
     MEMORY_FRACTION = 0.5

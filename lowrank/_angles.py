@@ -1,4 +1,4 @@
-"""Error and canonical-angle estimates of a randomized SVD (ALGORITHMS.md section 6).
+"""Error and canonical-angle estimates of a randomized SVD (docs/algorithms.md, section 6).
 
 Given the range basis ``Q`` (m x l) of a randomized SVD with ``q`` power iterations, the small
 ``B = Q^H A`` and its SVD ``B = Ub diag(Sb) Vbh``, this module estimates
@@ -127,7 +127,7 @@ def _spectrum(Sb, r, tail_sq=None):
     """The computed singular values (descending, NumPy) padded up to length r, scaled by the
     first (powers up to 2(2q+2) then stay in range); all zero stays zero.
 
-    The padding repeats ``sigma_hat_l`` (ALGORITHMS.md section 6), but only as often as the
+    The padding repeats ``sigma_hat_l`` (docs/algorithms.md, section 6), but only as often as the
     known residual energy allows: ``sum_{j>l} sigma_j^2 <= ||(I - Q Q^H) A||_F^2 = tail_sq``,
     so ``floor(tail_sq / sigma_hat_l^2)`` copies, then one entry with the remainder, then zeros.
     Among tails with values at most ``sigma_hat_l`` and that energy this one has the largest
@@ -146,7 +146,7 @@ def _spectrum(Sb, r, tail_sq=None):
 
 
 def prior_bound(s, k, l, power, eps=PRIOR_EPS) -> np.ndarray:
-    """``[1 + c l s_i^(2 power) / sum_{j>k} s_j^(2 power)]^(-1/2)`` for i = 1..k (ALGORITHMS.md
+    """``[1 + c l s_i^(2 power) / sum_{j>k} s_j^(2 power)]^(-1/2)`` for i = 1..k (docs/algorithms.md,
     section 6; ``power = 2q + 1`` for the left vectors, ``2q + 2`` for the right ones)."""
     r = s.size
     if r <= k or k == 0:  # the whole space is captured (or nothing asked)
@@ -400,7 +400,7 @@ def choose_power_oversample(s, rank, budget, *, max_iter=10, min_oversample=2, e
     ``(2q + 2) l`` products of A or A^H with a vector (the range sample ``A Omega``, two per power
     iteration, and ``B = Q^H A``). For each q = 0..``max_iter`` this takes the largest l the
     budget allows (at most ``r = len(s)``) and evaluates the prior bound of Dong, Martinsson and
-    Nakatsukasa (ALGORITHMS.md section 6) on the sine of the largest canonical angle between the
+    Nakatsukasa (docs/algorithms.md, section 6) on the sine of the largest canonical angle between the
     leading k left singular vectors and the sample's range,
     ``[1 + c l sigma_k^(2(2q+1)) / sum_{j>k} sigma_j^(2(2q+1))]^(-1/2)``, and returns the q (and
     ``p = l - k``) with the smallest bound; ties go to fewer power iterations (fewer passes).

@@ -19,7 +19,6 @@ from ._validation import (
     as_int,
     as_tol,
     choice,
-    finite_sqnorm,
     rank_or_tol,
 )
 
@@ -89,7 +88,10 @@ def column_id(A: Array, rank: Int | None = None, *, tol: Float | None = None,
     rank : int, optional
         Target rank, ``1 <= rank <= min(m, n)``.
     tol : float, optional
-        Relative Frobenius tolerance, ``0 < tol < 1``.
+        Relative Frobenius tolerance, ``512 eps <= tol < 1`` with eps that of A's precision:
+        down to 1.1e-13 in double and 6.1e-5 in single precision (a smaller ``tol`` is a
+        ``ValueError`` naming the limit and the dtype). The true error of the result meets it
+        (see Notes).
     method : {"lupp", "cpqr", "qr", "rbrp", "brp", "rp", "rpcholesky", "sqnorm"}
         ``"lupp"`` (default): sketch ``Y = Omega A``, then LU with partial pivoting of ``Y^T``;
         fastest, and in tolerance mode the adaptive blocked randomized LUPP whose Schur complement
@@ -109,11 +111,11 @@ def column_id(A: Array, rank: Int | None = None, *, tol: Float | None = None,
         ``A[:, S]^+ A``, the best interpolation for the skeleton, by a QR of the m x k skeleton and
         one more pass over A (about a second sketch GEMM); it also makes ``error`` exact and, in
         tolerance mode, trims the rank to the smallest prefix of the skeleton that meets ``tol``.
-        Chosen by measurement: on 2000 x 2000 with singular values 10^(-10 i / 2000) at k = 200,
-        the sketch-based solves gave 2-norm errors several times to a hundred times SciPy's, this
-        one about SciPy's (see ``bench/results/``). ``"sketch"`` uses the pivoting factors of the
+        The default because the sketch-based solves err several to a hundred times more in the
+        2-norm (``bench/results/``). ``"sketch"`` uses the pivoting factors of the
         sketch itself (``L21 L11^{-1}`` for LUPP, ``R11^{-1} R12`` for CPQR): no extra pass, less
-        accurate. ``"oversampled"`` solves least squares on the whole sketch.
+        accurate; in tolerance mode its rank comes from an unbiased sketch estimate of the error
+        (met in expectation). ``"oversampled"`` solves least squares on the whole sketch.
     sketch : {"gaussian", "sparse_sign"}
         The random sketching operator (Gaussian GEMM, or 8 nonzeros of +-1/sqrt(8) per column).
     oversample : int
@@ -123,24 +125,43 @@ def column_id(A: Array, rank: Int | None = None, *, tol: Float | None = None,
     rng : None, int, numpy.random.Generator or SeedSequence
         Randomness (SPEC 7): the same seed on the same backend gives the same result.
     check_finite : bool
-        Reject NaN/Inf in A (default). ``False`` skips the check (one pass over A).
+        Check A for NaN/Inf up front (default). ``False`` skips only that check: every call
+        computes ``||A||_F`` first, and a NaN or Inf that reaches it (or any later norm, error or
+        pivot) is still a ``ValueError``, never a silent rank 0 or NaN error.
 
     Returns
     -------
     IDResult
         ``skeleton`` (k,), ``interp`` (k, n), ``rank`` k, ``error`` and ``axis=1``. ``error`` is the
-        relative Frobenius error: exact up to rounding with ``interp="optimal"`` and for
-        ``method="qr"`` (rounding limits it to about ``sqrt(eps)``); the Schur-complement estimate
-        of the adaptive LUPP (tolerance mode, ``interp="sketch"``); the sketched residual of CPQR
+        relative Frobenius error of the returned factors, true to 1 % (see Notes) with
+        ``interp="optimal"`` and for the methods that pivot on A itself; the Schur-complement
+        estimate of the adaptive LUPP (tolerance mode, ``interp="sketch"``: an unbiased estimate
+        of the squared error from ``block_size`` fresh sketch rows); the sketched residual of CPQR
         (tolerance mode, ``interp="sketch"``); otherwise None.
 
     Raises
     ------
     ValueError
-        Bad shape, empty, NaN/Inf, rank out of range, tol not in (0, 1), both or neither of
-        rank/tol, unknown method/interp/sketch names.
+        Bad shape, empty, NaN/Inf, rank out of range, tol not in [512 eps, 1), both or neither
+        of rank/tol, unknown method/interp/sketch names.
     TypeError
-        Non-numeric dtypes, non-integer rank, unusable ``rng``.
+        Non-numeric dtypes, non-integer rank, unusable ``rng``, masked arrays.
+
+    Notes
+    -----
+    The contract every decomposition keeps (stated in full in :mod:`lowrank._contract`):
+
+    - **tol met**: in tolerance mode the true relative Frobenius error is at most ``tol``, for
+      every method, at every scale, down to ``512 eps``;
+    - **error true**: where the bookkeeping (a difference of squared norms such as
+      ``||A||^2 - ||Q^H A||^2``) cannot resolve the error, below about ``sqrt(800 eps)`` (4e-7 in
+      double, 1e-2 in single precision), the rank is decided and the error computed from the
+      residual itself, in double precision: one more pass over A, only then;
+    - **scale**: ``c * A`` gives the decomposition of A for any c that keeps ``c * A`` finite
+      and normal (A is scaled by a power of two at the front door where ``||A||_F^2`` would
+      overflow or underflow, and outputs are unscaled);
+    - **ranks**: the rank is the shortest prefix of the method's pivots that meets ``tol``, not
+      inflated by rounding.
 
     See Also
     --------
@@ -224,15 +245,25 @@ class _Stack:
             choice(sketch, "sketch", SKETCHES)
         as_int(options.get("oversample", 10), "oversample", low=0)
         as_int(options.get("block_size", 64), "block_size", low=1)
+        check_tol(self.tol, xp, A.dtype)
         self.rng = be.make_rng(options.get("rng"))
         self.flat, self.batch = _batch.flatten(xp, A)
-        if options.get("check_finite", True):
-            finite_sqnorm(xp, be, self.flat)
+        # the front door per matrix: the vectorized paths run on the scaled stack (the
+        # per-matrix calls of `each` take the matrices as given, through their own front door)
+        self.scaled, self.scales = _batch.prepare_stack(xp, be, self.flat,
+                                                        options.get("check_finite", True))
         # the per-matrix calls share the generator (sequential draws: same seed, same results)
         self.options = {**options, "rng": self.rng, "check_finite": False}
 
     def each(self, fn, *args, **kwargs):
         return [fn(self.flat[i, ...], *args, **kwargs, **self.options) for i in range(self.flat.shape[0])]
+
+    def unscaled_values(self, S):
+        """Singular values (b, k) of the scaled stack, back to the matrices as given."""
+        if np.all(self.scales == 1.0):
+            return S
+        xp = self.xp
+        return S / xp.asarray(self.scales, dtype=S.dtype, device=S.device)[:, None]
 
     def shaped(self, a):
         return self.xp.reshape(a, (*self.batch, *a.shape[1:]))
@@ -245,7 +276,7 @@ def _stack_interpolative(resolved, rank, tol, method, interp, axis, options):
     xp = st.xp
     if (st.tol is None and meth.name in _batch.VECTOR_METHODS and interp in _batch.VECTOR_INTERPS
             and options.get("sketch", "gaussian") == "gaussian"):
-        A = st.flat if axis == 1 else xp.matrix_transpose(st.flat)
+        A = st.scaled if axis == 1 else xp.matrix_transpose(st.scaled)
         S, X, err = _batch.vectorized_column_id(xp, st.be, st.rng, A, st.rank, meth.name, interp,
                                                 options.get("oversample", 10))
         X = X if axis == 1 else xp.matrix_transpose(X)
@@ -267,8 +298,15 @@ def cur(A: Array, rank: Int | None = None, *, tol: Float | None = None, method: 
     Parameters
     ----------
     A, rank, tol, method, sketch, oversample, block_size, rng, check_finite
-        As in :func:`column_id`. In tolerance mode ``tol`` sets the rank through the column ID
-        (with the optimal interpolation); the CUR error is at least that, and is returned.
+        As in :func:`column_id`. In tolerance mode the columns come from a column ID of A and
+        the rows from a row ID of A, each at ``tol / sqrt(2)`` (with the optimal core,
+        ``||A - CUR||_F^2`` is at most the sum of their squared errors), the rank is the larger
+        of the two, and the true error of ``C @ U @ R`` is certified to meet ``tol``. Explicit
+        CUR factors round like ``eps`` times the conditioning of the skeleton (the core inverts
+        singular values down to about ``tol``): on a matrix whose spectrum decays past
+        ``sqrt(eps)`` no CUR meets a ``tol`` far below that, and ``cur`` then raises a
+        ``ValueError`` with the error it reached (use :func:`column_id` or :func:`rsvd` there).
+        The contract is that of :func:`column_id` (Notes).
     core : {"optimal", "cross", "id"}
         ``"optimal"`` (default): ``U = C^+ A R^+``, the best core for these C and R in the
         Frobenius norm, through QR factorizations of C and R (no explicit inverse) and one more
@@ -279,8 +317,9 @@ def cur(A: Array, rank: Int | None = None, *, tol: Float | None = None, method: 
     Returns
     -------
     CURResult
-        ``C``, ``U``, ``R``, ``cols``, ``rows``, ``rank`` and ``error`` (None unless core is
-        ``"optimal"``); ``reconstruct()`` gives ``C @ U @ R``.
+        ``C``, ``U``, ``R``, ``cols``, ``rows``, ``rank`` and ``error``, the true relative
+        Frobenius error of ``C @ U @ R`` (in fixed rank None unless core is ``"optimal"``; in
+        tolerance mode always, certified); ``reconstruct()`` gives ``C @ U @ R``.
 
     Examples
     --------
@@ -353,23 +392,20 @@ def rsvd(A: Array, rank: Int | None = None, *, tol: Float | None = None, n_iter:
         the run's own first stage (sample, QR, ``Q^H A``), padded beyond the sample as for the
         prior bound; the run continues from that stage, so it costs no extra pass over A, only
         the SVD of that ``(rank + oversample) x n`` matrix, and the QRs and SVD of a wider
-        sample when it chooses one (measured at 2000 x 2000, rank 100: q = 0 and 3x the sample
-        on exp10 and j^-1/2 spectra, 1.5x the default's time at equal products).
+        sample when it chooses one (timings in ``bench/results/rsvd_speed.md``).
     estimate_error2 : bool
         Also estimate the relative spectral-norm error ``error_2`` (default False: ``error_2`` is
         None). Costs ``2 n_power + 1`` products of A or A^H with a block of 4 vectors (plus the
-        small factors); measured at 2000 x 2000, k = 100, n_iter = 2, 1 BLAS thread: 54 ms
-        against 150 ms for the rsvd itself (6 passes with 110 vectors), 36 %, hence off by
-        default.
+        small factors): 0.4 to 0.6 times the rsvd itself at the default settings
+        (``bench/results/rsvd_speed.md``), hence off by default.
     angles : bool
         Also return :class:`AngleBounds` in ``angles`` (default False): for the left and right
         singular subspaces, a prior bound and a spectrum-only estimate of the sines of the
         canonical angles (both from the computed singular values only: no pass over A) and an a
         posteriori bound (``2 n_power + 1`` block-of-4 passes over A per side). The estimate
         also fits a model of the spectrum's tail (QRs of at most ``min(m, n) x l``, see
-        :class:`AngleBounds`). Measured (``bench/bench_rsvd.py``, 1 BLAS thread, shared
-        machine, two runs): 2.2 to 2.9x the time of the rsvd alone at 2000 x 2000 and
-        4000 x 4000, rank 100, ``n_iter = 2`` (e.g. 0.40 s against 0.18 s at 2000).
+        :class:`AngleBounds`): two to three times the rsvd alone
+        (``bench/results/rsvd_speed.md``).
     n_power : int
         Steps of the randomized block power method (block of 4 vectors, one product with A and
         one with A^H each) behind ``error_2`` and the a posteriori angle bounds. Default 8.
@@ -377,9 +413,9 @@ def rsvd(A: Array, rank: Int | None = None, *, tol: Float | None = None, n_iter:
     Returns
     -------
     SVDResult
-        ``U`` (m, k), ``S`` (k,), ``Vh`` (k, n), ``rank`` and ``error``, the relative Frobenius
-        error (exact up to rounding of about ``sqrt(eps)``: ``U diag(S) Vh`` is a projection of A);
-        ``error_2`` and ``angles`` when asked for (else None).
+        ``U`` (m, k), ``S`` (k,), ``Vh`` (k, n), ``rank`` and ``error``, the true relative
+        Frobenius error of the returned factors (to 1 %; the contract of :func:`column_id`,
+        Notes); ``error_2`` and ``angles`` when asked for (else None).
 
     Notes
     -----
@@ -421,10 +457,10 @@ def rsvd(A: Array, rank: Int | None = None, *, tol: Float | None = None, n_iter:
                                           "rng": rng, "check_finite": check_finite})
         n_iter = _as_n_iter(n_iter)
         if st.tol is None and not estimate_error2 and not angles and n_iter != "auto":
-            U, S, Vh, err = _batch.vectorized_rsvd(st.xp, st.be, st.rng, st.flat, st.rank, n_iter,
+            U, S, Vh, err = _batch.vectorized_rsvd(st.xp, st.be, st.rng, st.scaled, st.rank, n_iter,
                                                    oversample)
-            return SVDResult(st.shaped(U), st.shaped(S), st.shaped(Vh), st.rank,
-                             err.reshape(st.batch))
+            return SVDResult(st.shaped(U), st.shaped(st.unscaled_values(S)), st.shaped(Vh),
+                             st.rank, err.reshape(st.batch))
         results = st.each(rsvd, st.rank, tol=st.tol, n_iter=n_iter, estimate_error2=estimate_error2,
                           angles=angles, n_power=n_power)
         return _batch.stack_svds(st.xp, results, st.batch, st.tol is None)

@@ -31,8 +31,10 @@ import math
 
 import numpy as np
 
+from ._contract import safe_window
 from ._id import METHODS, fixed_sketch_rows
-from ._linalg import DIFFERENCE_ROUNDING, ctranspose, eps, real_dtype
+from ._linalg import ctranspose, eps, raise_non_finite, real_dtype, resolution_level
+from ._operand import DenseOperand
 from ._results import CURResult, IDResult, SVDResult
 
 #: Interpolations and methods the vectorized column ID handles.
@@ -48,20 +50,48 @@ def flatten(xp, A):
 
 
 def stack_sqnorms(xp, be, A):
-    """Squared Frobenius norms of the matrices of a (b, m, n) stack, as a NumPy float64 array."""
-    if xp.isdtype(A.dtype, "complex floating"):
-        s = xp.sum(xp.real(A) ** 2 + xp.imag(A) ** 2, axis=(-2, -1))
-    else:
-        s = xp.sum(A * A, axis=(-2, -1))
-    return np.asarray(be.to_host(xp.astype(s, xp.float64)), dtype=np.float64)
+    """Squared Frobenius norms of the matrices of a (b, m, n) stack, summed in double precision
+    (a single-precision sum of many squares errs far above the bookkeeping's resolution), as a
+    NumPy float64 array (``be.stack_sqnorms``)."""
+    return be.stack_sqnorms(A)
 
 
-def relative_errors(err2, total2, eps_):
-    """Elementwise :func:`lowrank._linalg.relative_from_difference` on NumPy arrays."""
-    err2 = np.maximum(err2, DIFFERENCE_ROUNDING * eps_ * total2)
-    out = np.zeros_like(total2)
+def prepare_stack(xp, be, A, check_finite=True):
+    """The front door for a (b, m, n) stack (:func:`lowrank._contract.prepare` per matrix):
+    ``(A, scales)`` with every matrix whose ``||A_i||_F^2`` lies outside the safe window scaled
+    by its own power of two (a copy of the stack only then; ``scales`` a NumPy array, 1.0 for
+    the others). NaN/Inf are a ValueError."""
+    b = A.shape[0]
+    total = stack_sqnorms(xp, be, A)
+    lo, hi = safe_window(xp, A.dtype)
+    out = ~((total >= lo) & (total <= hi))
+    scales = np.ones(b)
+    if not out.any():
+        return A, scales
+    amax = np.array([be.max_abs(A[i, ...]) for i in range(b)])
+    if not np.all(np.isfinite(amax)):
+        if check_finite:
+            raise ValueError("A must not contain NaN or Inf (pass check_finite=False to skip)")
+        raise_non_finite("the norm of A")
+    for i in np.nonzero(out & (amax > 0))[0]:
+        scales[i] = math.ldexp(1.0, -math.frexp(float(amax[i]))[1])
+    factor = xp.asarray(scales, dtype=real_dtype(xp, A.dtype), device=A.device)
+    return A * xp.astype(factor, A.dtype)[:, None, None], scales
+
+
+def certified_errors(xp, be, A, err2, total2, eps_, factors):
+    """Relative errors of a stack's factorizations from their squared errors ``err2`` (NumPy),
+    each certified as :func:`lowrank._linalg.certified` does: where the difference cannot
+    resolve it, from the residual of matrix i, ``||A_i - F_1 ... F_p||_F^2`` with the factors
+    ``factors(i)`` (one pass over that matrix; only those)."""
+    if not np.all(np.isfinite(err2)):
+        raise_non_finite("the error computation")
     pos = total2 > 0
+    out = np.zeros_like(total2)
     out[pos] = np.sqrt(np.maximum(err2[pos], 0.0) / total2[pos])
+    for i in np.nonzero(pos & (err2 < resolution_level(eps_) * total2))[0]:
+        exact = DenseOperand(xp, be, A[i, ...]).residual_sqnorm(*factors(int(i)))
+        out[i] = math.sqrt(exact / total2[i])
     return out
 
 
@@ -73,9 +103,10 @@ def itemsize(xp, dtype) -> int:
 
 
 def _sqnorm_temporaries(mn, complex_):
-    """Elements (of the matrix's dtype) that :func:`stack_sqnorms` of an m x n matrix holds at
-    once: ``A * A``, or for complex ``real(A)**2``, ``imag(A)**2`` and their sum, three real
-    arrays of half the element size."""
+    """Elements (of the matrix's dtype) that :func:`stack_sqnorms` of an m x n matrix may hold
+    at once (``Backend.stack_sqnorms``: none on CuPy, at most this elsewhere): ``A * A``, or for
+    complex ``real(A)**2``, ``imag(A)**2`` and their sum, three real arrays of half the element
+    size."""
     return 1.5 * mn if complex_ else mn
 
 
@@ -219,7 +250,9 @@ def vectorized_column_id(xp, be, rng, A, k, method, interp, oversample):
         return S, X, None
     err2 = np.concatenate([p[2] for p in parts])
     total = np.concatenate([p[3] for p in parts])
-    return S, X, relative_errors(err2, total, eps(xp, A.dtype))
+    return S, X, certified_errors(
+        xp, be, A, err2, total, eps(xp, A.dtype),
+        lambda i: (be.take(A[i, ...], S[i, ...], axis=1), X[i, ...]))
 
 
 def vectorized_rsvd(xp, be, rng, A, k, n_iter, oversample):
@@ -230,7 +263,9 @@ def vectorized_rsvd(xp, be, rng, A, k, n_iter, oversample):
     U, S, Vh = (xp.concat([p[i] for p in parts], axis=0) for i in range(3))
     err2 = np.concatenate([p[3] for p in parts])
     total = np.concatenate([p[4] for p in parts])
-    return U, S, Vh, relative_errors(err2, total, eps(xp, A.dtype))
+    return U, S, Vh, certified_errors(
+        xp, be, A, err2, total, eps(xp, A.dtype),
+        lambda i: (U[i, ...], xp.eye(k, dtype=S.dtype, device=S.device) * S[i, None, :], Vh[i, ...]))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""CUR decompositions (ALGORITHMS.md section 5), on top of the column ID."""
+"""CUR decompositions (docs/algorithms.md, section 5), on top of the column ID."""
 
 from __future__ import annotations
 

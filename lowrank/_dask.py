@@ -479,7 +479,7 @@ def _sketched_adaptive(P: DaskProblem, tol, rule) -> _Sketched:
 
 
 # ---------------------------------------------------------------------------------------------
-# Distributed blocked LUPP (ALGORITHMS.md section 3) with tournament-pivoted panels
+# Distributed blocked LUPP (docs/algorithms.md, section 3) with tournament-pivoted panels
 
 
 class _Blocked(NamedTuple):

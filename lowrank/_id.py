@@ -134,7 +134,7 @@ class Skeleton:
 
 
 class SketchLUPP:
-    """Sketch + LU with partial pivoting of the transposed sketch (ALGORITHMS.md sections 2-3)."""
+    """Sketch + LU with partial pivoting of the transposed sketch (docs/algorithms.md, sections 2-3)."""
 
     name = "lupp"
     sketching = True
@@ -162,7 +162,7 @@ class SketchLUPP:
 
 
 class SketchCPQR:
-    """Sketch + column-pivoted QR (geqp3) of the sketch (ALGORITHMS.md section 2)."""
+    """Sketch + column-pivoted QR (geqp3) of the sketch (docs/algorithms.md, section 2)."""
 
     name = "cpqr"
     sketching = True
@@ -261,7 +261,7 @@ def register_method(method) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Adaptive blocked randomized LUPP (ALGORITHMS.md section 3), column-ID form
+# Adaptive blocked randomized LUPP (docs/algorithms.md, section 3), column-ID form
 
 
 def _blocked_lupp(P: Problem, tol: float) -> Skeleton:

@@ -1,4 +1,4 @@
-"""Robust blockwise random pivoting (RBRP) and its family (ALGORITHMS.md section 4).
+"""Robust blockwise random pivoting (RBRP) and its family (docs/algorithms.md, section 4).
 
 The run is a partial QR of A itself, built a block of columns at a time: sample columns with
 probability proportional to their residual norms, project them against the basis so far, keep the
@@ -23,7 +23,7 @@ Methods registered here:
     interpolation matter, or on adversarial data (clusters of near-duplicate columns).
     The pool departs from the paper (which samples b candidates): with b candidates the skeleton
     is that of random pivoting, whose rank for a tolerance was up to 1.11x greedy pivoted QR's on
-    the ALGORITHMS.md section 8 spectra (1000 x 600, median ranks over seeds 0-2; poly1 at tol
+    the test spectra of docs/algorithms.md, section 8, (1000 x 600, median ranks over seeds 0-2; poly1 at tol
     0.1: 118 against 107; snn: 84 against 77; sequential ``"rp"`` 122 and 91, so not a block-size
     effect). With the 4b pool the local QR picks the b best of a larger norm-weighted sample
     (greedy among candidates, random across them): 109 and 78. Measured with 2b: 112 and 81.

@@ -37,9 +37,10 @@ about twice ``"rbrp"``'s GEMM work. Memory: the n x k factor F (``"rbrp"`` keeps
 When to use it: where RPCholesky's law (that of ``"rp"``: random pivoting with the adaptivity of
 exact sampling from the residual) is wanted at block speed, or as the reference for kernel and
 Gram-matrix column selection. On a dense A, ``"rbrp"`` is cheaper and, with its candidate pool,
-closer to greedy pivoting on adversarial data (clustered columns: measured on the section 8
-Gaussian mixture, random pivoting's error reaches about 2x greedy's at rank 80, rbrp's stays
-within a few percent); ``"rpcholesky"`` has no filter and makes no greedy choice.
+closer to greedy pivoting on adversarial data (clustered columns: measured on the adversarial
+Gaussian mixture of docs/algorithms.md, section 8, random pivoting's error reaches about 2x
+greedy's at rank 80, rbrp's stays within a few percent); ``"rpcholesky"`` has no filter and
+makes no greedy choice.
 
 Small tolerances: the residual diagonal is a downdated Gram quantity, exact only to about
 ``ROUNDING eps ||A||_F^2`` in all (entries under ``ROUNDING eps ||a_j||^2`` are set to 0), so it

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 SKETCHES = ("gaussian", "sparse_sign")
 
-#: Nonzeros per column of a sparse-sign operator (ALGORITHMS.md section 1).
+#: Nonzeros per column of a sparse-sign operator (docs/algorithms.md, section 1).
 SPARSE_SIGN_NNZ = 8
 
 

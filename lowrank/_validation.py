@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 import operator
 
@@ -34,19 +33,6 @@ def as_floating_matrix(xp, A, name="A", *, stack=False):
     elif not xp.isdtype(dtype, "complex floating"):
         raise TypeError(f"{name} must have a numeric dtype, got {dtype}")
     return A
-
-
-def finite_sqnorm(xp, be, A, name="A") -> float:
-    """``||A||_F^2``, raising ``ValueError`` if A holds NaN or Inf.
-
-    One fast pass (the norm is needed anyway for relative errors): a finite sum of squares proves
-    every entry finite; only a non-finite sum (NaN/Inf, or overflow of huge entries) is looked at
-    entry by entry.
-    """
-    total = be.sqnorm(A)
-    if not math.isfinite(total) and not bool(xp.all(xp.isfinite(A))):
-        raise ValueError(f"{name} must not contain NaN or Inf (pass check_finite=False to skip)")
-    return total
 
 
 def as_int(value, name, *, low=None, high=None):

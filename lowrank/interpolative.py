@@ -151,6 +151,7 @@ import numpy as np
 
 from . import _spectral
 from ._api import column_id
+from ._contract import tol_floor
 from ._linalg import col_sqnorms, count, ctranspose, row_sqnorms, solve_upper, tail_sums
 from ._namespace import resolve
 from ._operand import DenseOperand
@@ -454,6 +455,8 @@ def _array_tol(op, eps, rand, gen):
     tol = eps * math.sqrt(c2max * n / total) if rand else eps
     if tol >= 1.0:  # rank 1 already meets it
         return (1, *_array_fixed(op, 1, rand, gen))
+    # SciPy takes any eps as a precision to aim for; lowrank certifies down to its floor
+    tol = max(tol, tol_floor(xp, A.dtype))
     res = column_id(A, tol=tol, method="lupp" if rand else "qr", sketch=_SKETCH, rng=gen,
                     check_finite=False)
     return (res.rank, *_scipy_form(xp, res.skeleton, res.interp, n))

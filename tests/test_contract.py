@@ -315,3 +315,25 @@ def test_tol_below_floor_names_limit_and_dtype(A16, dtype, tol):
     for fn in (lowrank.column_id, lowrank.rsvd, lowrank.cur):
         with pytest.raises(ValueError, match=np.dtype(dtype).name):
             fn(A, tol=tol, rng=0)
+
+
+@pytest.mark.parametrize("c", [1.0, 1e300, 1e-300])
+def test_stacks_keep_the_contract(c):
+    """The vectorized stack paths: each matrix is scaled at the front door on its own, errors are
+    certified (no floor: exactly rank-1 matrices report rounding-level errors), and the singular
+    values come back unscaled."""
+    rng = np.random.default_rng(0)
+    stack = np.stack([np.outer(rng.standard_normal(40), rng.standard_normal(30)) for _ in range(3)])
+    stack = np.concatenate([stack, matrix_with_spectrum(40, 30, 0.7 ** np.arange(30), rng=1)[None]])
+    As = stack * c
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ids = lowrank.column_id(As, 3, rng=0)
+        svd = lowrank.rsvd(As, 3, rng=0)
+    for i in range(stack.shape[0]):
+        res = lowrank.IDResult(ids.skeleton[i], ids.interp[i], 3, float(ids.error[i]), 1)
+        true = _true_id(As[i], res)
+        assert abs(ids.error[i] - true) <= 0.01 * true + 10 * EPS[np.dtype(float)], (i, ids.error[i], true)
+        ref = np.linalg.svd(stack[i], compute_uv=False)[:3]
+        assert np.allclose(svd.S[i] / c, ref, rtol=1e-8)
+    assert np.all(ids.error[:3] < 1e-14) and np.all(svd.error[:3] < 1e-14)
