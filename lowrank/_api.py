@@ -9,8 +9,8 @@ import numpy as np
 from . import _angles, _batch, _cur, _id, _rsvd, _spectral
 from ._contract import check_tol, prepare
 from ._linalg import relative_from_difference
-from ._namespace import resolve
-from ._operand import DenseOperand
+from ._namespace import resolve_matrix
+from ._operand import make_operand
 from ._results import AngleBounds, CURResult, IDResult, SVDResult
 from ._sketch import SKETCHES
 from ._typing import RNG, Array, Core, Float, IDMethod, Int, Interp, NIter, Sketch
@@ -28,16 +28,18 @@ __all__ = ["column_id", "row_id", "cur", "rsvd", "estimate_spectral_norm", "esti
 def _problem(A, rank, tol, *, sketch="gaussian", oversample=10, block_size=64, rng=None,
              check_finite=True, transpose=False, resolved=None):
     """Validate the common arguments and build the column-ID problem (on ``A.T`` for rows).
-    ``resolved`` is ``resolve(A)`` when the caller has it already.
+    ``resolved`` is ``resolve_matrix(A)`` when the caller has it already.
 
-    The front door of the contract (:mod:`lowrank._contract`): ``||A||_F^2`` in one pass, NaN/Inf
-    refused, and A scaled by a power of two into the safe range where its norm is not."""
-    xp, be, A = resolved or resolve(A)
-    A = as_floating_matrix(xp, A)
-    rank, tol = rank_or_tol(rank, tol, *A.shape)
-    check_tol(tol, xp, A.dtype)
+    The front door of the contract (:mod:`lowrank._contract`): the operand of A's kind
+    (:mod:`lowrank._operand`), ``||A||_F^2`` in one pass, NaN/Inf refused, and A scaled by a power
+    of two into the safe range where its norm is not."""
+    xp, be, A, kind = resolved or resolve_matrix(A)
+    if kind == "array":
+        A = as_floating_matrix(xp, A)
+    source = make_operand(xp, be, A, kind)
+    rank, tol = rank_or_tol(rank, tol, *source.shape)
+    check_tol(tol, xp, source.dtype)
     choice(sketch, "sketch", SKETCHES)
-    source = DenseOperand(xp, be, A)
     op, scale = source, 1.0
     if not _distributed(be):  # a distributed backend takes the norm in its first pass
         op, scale, normA2 = prepare(source, check_finite)
@@ -49,6 +51,11 @@ def _problem(A, rank, tol, *, sketch="gaussian", oversample=10, block_size=64, r
     if not _distributed(be):
         P.normA2 = normA2
     return P, rank, tol
+
+
+def _stacked(resolved) -> bool:
+    """Whether the input is a stack ``(..., m, n)`` of dense matrices."""
+    return resolved.kind == "array" and resolved.A.ndim > 2
 
 
 def _distributed(be) -> bool:
@@ -217,8 +224,8 @@ def row_id(A: Array, rank: Int | None = None, *, tol: Float | None = None,
 
 def _interpolative(A, rank, tol, method, interp, *, axis, **options):
     """Column ID (``axis=1``) or row ID (``axis=0``, the column ID of ``A.T``)."""
-    resolved = resolve(A)
-    if resolved[2].ndim > 2:
+    resolved = resolve_matrix(A)
+    if _stacked(resolved):
         return _stack_interpolative(resolved, rank, tol, method, interp, axis, options)
     P, rank, tol = _problem(A, rank, tol, transpose=axis == 0, resolved=resolved, **options)
     method = _method_and_interp(method, interp)
@@ -237,7 +244,7 @@ class _Stack:
     """A validated stack ``(..., m, n)``, flattened to (b, m, n), with the call's options."""
 
     def __init__(self, resolved, rank, tol, options, sketch=None, method=None):
-        xp, be, A = resolved
+        xp, be, A, _ = resolved
         self.xp, self.be = xp, be
         A = as_floating_matrix(xp, A, stack=True)
         self.rank, self.tol = rank_or_tol(rank, tol, *A.shape[-2:])
@@ -334,8 +341,8 @@ def cur(A: Array, rank: Int | None = None, *, tol: Float | None = None, method: 
     >>> bool(abs(err - res.error) < 1e-8 and err < 1e-4)
     True
     """
-    resolved = resolve(A)
-    if resolved[2].ndim > 2:
+    resolved = resolve_matrix(A)
+    if _stacked(resolved):
         st = _Stack(resolved, rank, tol, {"oversample": oversample, "block_size": block_size,
                                           "rng": rng, "check_finite": check_finite}, sketch=sketch)
         results = st.each(cur, st.rank, tol=st.tol, method=method, core=core, sketch=sketch)
@@ -363,7 +370,9 @@ def cur(A: Array, rank: Int | None = None, *, tol: Float | None = None, method: 
         rows = _cur.select_rows(P, C, k, meth.name)
         R = P.op.rows(rows)
         U, error = _cur.core_matrix(P, C, R, rows, cols, core, X)
-    if P.scale != 1.0:  # the skeleton matrices of A as given, the core unscaled
+    if P.scale != 1.0 or P.source.kind != "dense":
+        # the skeleton matrices of A as given and in its kind (sparse in, sparse out), the core
+        # unscaled; the dense gathers above serve as they are otherwise
         C, R, U = P.source.take(cols, axis=1), P.source.take(rows, axis=0), U * P.scale
     return CURResult(C, U, R, cols, rows, k, error)
 
@@ -451,8 +460,8 @@ def rsvd(A: Array, rank: Int | None = None, *, tol: Float | None = None, n_iter:
     >>> res.angles.left_posterior.shape, bool(np.all(res.angles.left_prior <= 1))
     ((10,), True)
     """
-    resolved = resolve(A)
-    if resolved[2].ndim > 2:
+    resolved = resolve_matrix(A)
+    if _stacked(resolved):
         st = _Stack(resolved, rank, tol, {"oversample": oversample, "block_size": block_size,
                                           "rng": rng, "check_finite": check_finite})
         n_iter = _as_n_iter(n_iter)
@@ -524,12 +533,13 @@ def _as_bool(value, name):
 def _operator(A, rng):
     """Resolve the namespace once, validate A (floating, 2-D, non-empty, finite), wrap it and
     scale it into the safe range: ``(operand, scale, generator)``."""
-    xp, be, A = resolve(A)
+    xp, be, A, kind = resolve_matrix(A)
     if _distributed(be):
         raise TypeError("A: estimate_spectral_norm and estimate_rank do not take Dask arrays yet")
-    A = as_floating_matrix(xp, A)
+    if kind == "array":
+        A = as_floating_matrix(xp, A)
     gen = be.make_rng(rng)
-    op, scale, _ = prepare(DenseOperand(xp, be, A))
+    op, scale, _ = prepare(make_operand(xp, be, A, kind))
     return op, scale, gen
 
 

@@ -17,7 +17,8 @@ from typing import Any, NamedTuple
 import array_api_compat
 import numpy as np
 
-from ._namespace import as_array, backend_for
+from ._namespace import backend_for, resolve_matrix
+from ._operand import Operand, make_operand
 from ._typing import Array
 
 __all__ = ["AngleBounds", "CURResult", "IDResult", "SVDResult", "scipy_form"]
@@ -159,7 +160,10 @@ class IDResult(NamedTuple):
                 f"IDResult.{method}() needs A, the matrix that was decomposed: an ID keeps the "
                 "skeleton indices and the interpolation matrix, not the entries of A"
             )
-        xp, A = as_array(A, "A")
+        resolved = resolve_matrix(A)
+        xp, A = resolved.xp, resolved.A
+        if resolved.kind != "array":  # sparse or an operator: through its operand
+            A = make_operand(xp, resolved.be, A, resolved.kind)
         kind, dim = ("column", -1) if self.axis == 1 else ("row", -2)
         n = self.interp.shape[dim]
         batch = tuple(self.skeleton.shape[:-1])
@@ -179,6 +183,8 @@ class IDResult(NamedTuple):
         Raises ``TypeError`` without A and ``ValueError`` when A's shape does not fit this ID.
         """
         xp, A = self._decomposed(A, "skeleton_matrix")
+        if isinstance(A, Operand):  # sparse stays sparse (A's format and family)
+            return A.take(self.skeleton, axis=self.axis)
         if A.ndim == 2:
             return backend_for(xp).take(A, self.skeleton, axis=self.axis)
         m, n = A.shape[-2:]
@@ -199,6 +205,8 @@ class IDResult(NamedTuple):
         """
         xp, A = self._decomposed(A, "reconstruct")
         skel = self.skeleton_matrix(A)
+        if isinstance(A, Operand):  # sparse or an operator: its skeleton times the dense interp
+            return skel @ self.interp if self.axis == 1 else self.interp @ skel
         if skel.dtype not in (xp.float32, xp.float64, xp.complex64, xp.complex128):
             skel = xp.astype(skel, self.interp.dtype)  # integers, float16: as decomposed
         dtype = xp.result_type(skel.dtype, self.interp.dtype)

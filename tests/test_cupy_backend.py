@@ -701,3 +701,20 @@ def test_gpu_stacked_qr_and_thin_svd(cupy, gpu_backend, dtype):
     np.testing.assert_allclose(S, np.linalg.svd(w, compute_uv=False),
                                rtol=100 * np.finfo(dtype).eps)
     np.testing.assert_allclose((U * S) @ Vh, w, atol=100 * np.finfo(dtype).eps * np.abs(w).max())
+
+
+def test_sparse_operand_through_the_cupy_backend(host_backend):
+    """A sparse matrix on the CuPy backend's logic (the stand-in: SciPy's sparse matrices in
+    place of cupyx's, NumPy arrays for CuPy's): the sparse operand's sketches, gathers and
+    products go through the backend's random numbers, solves and kernels' twins, and give the
+    decompositions of the dense matrix."""
+    import scipy.sparse
+
+    S = scipy.sparse.random(120, 90, density=0.2, random_state=0, format="csr")
+    D = S.toarray()
+    res = lowrank.column_id(S, 10, method="rbrp", rng=0)
+    assert abs(res.error - rel_err(D, D[:, res.skeleton] @ res.interp)) <= 1e-6
+    cur = lowrank.cur(S, 10, rng=0)
+    assert scipy.sparse.issparse(cur.C) and cur.C.format == "csr"
+    svd = lowrank.rsvd(S, tol=0.3, rng=0)
+    assert rel_err(D, (svd.U * svd.S) @ svd.Vh) <= 0.3

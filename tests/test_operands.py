@@ -1,0 +1,214 @@
+"""One algorithm path for every kind of matrix: the core decompositions driven over operand kinds
+x dtypes, the way scikit-learn parametrizes namespace x device x dtype.
+
+Kinds: a dense NumPy array, an ``array_api_strict`` array, ``scipy.sparse`` CSR, CSC and a COO
+*array* (the other family), a matrix-free ``LinearOperator`` (products only), and Dask arrays with
+one and with several column chunks. For each, the same call with the same seed must give the
+result of the dense NumPy path (the random draws are the same; the products differ only by
+rounding), the outputs must come back in the input's kind (sparse in, sparse out, same format and
+family), and the contract must hold (tolerance met, error true).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse
+from _util import wide
+from scipy.sparse.linalg import LinearOperator
+
+import lowrank
+
+KINDS = ["numpy", "strict", "csr", "csc", "coo_array", "operator", "dask-1", "dask-cols"]
+DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
+
+
+def _matrix(dtype, m=90, n=70, density=0.25, seed=0):
+    """A sparse matrix with a decaying spectrum (sparse factors times a decaying diagonal)."""
+    rng = np.random.default_rng(seed)
+    X = scipy.sparse.random(m, 30, density=0.4, random_state=rng, format="csr")
+    Y = scipy.sparse.random(30, n, density=0.4, random_state=rng, format="csr")
+    A = X @ scipy.sparse.diags(0.7 ** np.arange(30)) @ Y
+    A = A + scipy.sparse.random(m, n, density=density, random_state=rng, format="csr") * 1e-3
+    if np.dtype(dtype).kind == "c":
+        A = A + 1j * scipy.sparse.random(m, n, density=density, random_state=rng, format="csr") * 1e-3
+    return A.astype(dtype).tocsr()
+
+
+def _as(kind, S):
+    """The sparse matrix S as an input of the given kind."""
+    if kind == "numpy":
+        return S.toarray()
+    if kind == "strict":
+        import array_api_strict
+
+        return array_api_strict.asarray(S.toarray())
+    if kind in ("csr", "csc"):
+        return S.asformat(kind)
+    if kind == "coo_array":
+        return scipy.sparse.coo_array(S)
+    if kind == "operator":  # products only, no entries
+        return LinearOperator(S.shape, matvec=lambda v: S @ v, rmatvec=lambda v: S.conj().T @ v,
+                              matmat=lambda V: S @ V, rmatmat=lambda V: S.conj().T @ V,
+                              dtype=S.dtype)
+    da = pytest.importorskip("dask.array")
+    chunks = (S.shape[0], -1) if kind == "dask-1" else (S.shape[0], 25)
+    return da.from_array(S.toarray(), chunks=chunks)
+
+
+def _dense(x):
+    if scipy.sparse.issparse(x):
+        return x.toarray()
+    if hasattr(x, "compute"):
+        x = x.compute()
+    return np.asarray(x) if isinstance(x, np.ndarray) else np.array(np.from_dlpack(x))
+
+
+def _rel(A, B):
+    A, B = wide(A), wide(B)
+    return float(np.linalg.norm(A - B) / np.linalg.norm(A))
+
+
+def _dask_method_ok(kind, method):
+    return not kind.startswith("dask") or method in ("lupp", "cpqr")
+
+
+@pytest.fixture(params=KINDS)
+def kind(request):
+    if request.param.startswith("dask"):
+        pytest.importorskip("dask.array")
+    return request.param
+
+
+@pytest.fixture(params=DTYPES, ids=lambda d: np.dtype(d).name)
+def dtype(request):
+    return np.dtype(request.param)
+
+
+def _tol(dtype):
+    """A tolerance the error bookkeeping of every kind resolves, and one far below it (where the
+    error comes from the residual itself)."""
+    return (1e-2, 1e-3) if dtype in (np.float32, np.complex64) else (1e-2, 1e-7)
+
+
+@pytest.mark.parametrize("method", ["lupp", "cpqr", "rbrp"])
+def test_column_and_row_id(kind, dtype, method):
+    if not _dask_method_ok(kind, method):
+        pytest.skip("Dask arrays take the sketching methods")
+    S = _matrix(dtype)
+    A, D = _as(kind, S), S.toarray()
+    ref = lowrank.column_id(D, 12, method=method, rng=3)
+    res = lowrank.column_id(A, 12, method=method, rng=3)
+    skel = _dense(res.skeleton)
+    true = _rel(D, D[:, skel] @ _dense(res.interp))
+    if kind.startswith("dask"):  # its sketches are drawn per chunk: other draws, same quality
+        assert true <= 1.5 * ref.error
+    else:  # the same draws: the same pivots, and the same interpolation up to rounding
+        assert np.array_equal(skel, ref.skeleton)
+        assert abs(true - _rel(D, D[:, ref.skeleton] @ ref.interp)) <= 1e-3 * true
+    assert abs(res.error - true) <= 0.01 * true
+    for tol in _tol(dtype):
+        if kind.startswith("dask") and tol < 1e-2:
+            continue  # the Dask path keeps its own bookkeeping for now
+        for fn, axis in ((lowrank.column_id, 1), (lowrank.row_id, 0)):
+            r = fn(A, tol=tol, method=method, rng=3)
+            sk, X = _dense(r.skeleton), _dense(r.interp)
+            B = D[:, sk] @ X if axis == 1 else X @ D[sk, :]
+            true = _rel(D, B)
+            assert true <= tol and abs(r.error - true) <= 0.01 * true + 1e-12, (fn, tol)
+
+
+def test_cur_outputs_keep_the_kind(kind, dtype):
+    S = _matrix(dtype)
+    A, D = _as(kind, S), S.toarray()
+    res = lowrank.cur(A, 10, rng=1)
+    if kind in ("csr", "csc"):
+        assert res.C.format == kind and isinstance(res.C, scipy.sparse.spmatrix)
+    if kind == "coo_array":
+        assert isinstance(res.C, scipy.sparse.sparray) and isinstance(res.R, scipy.sparse.sparray)
+    cols, rows = _dense(res.cols), _dense(res.rows)
+    assert np.array_equal(_dense(res.C), D[:, cols]) and np.array_equal(_dense(res.R), D[rows, :])
+    true = _rel(D, _dense(res.C) @ _dense(res.U) @ _dense(res.R))
+    assert abs(res.error - true) <= 0.01 * true
+    if not kind.startswith("dask"):
+        r = lowrank.cur(A, tol=_tol(dtype)[0], rng=1)
+        true = _rel(D, _dense(r.C) @ _dense(r.U) @ _dense(r.R))
+        assert true <= _tol(dtype)[0] and abs(r.error - true) <= 0.01 * true
+
+
+def test_rsvd(kind, dtype):
+    S = _matrix(dtype)
+    A, D = _as(kind, S), S.toarray()
+    ref = lowrank.rsvd(D, 10, rng=2)
+    res = lowrank.rsvd(A, 10, rng=2)
+    U, s, Vh = _dense(res.U), _dense(res.S), _dense(res.Vh)
+    true = _rel(D, (U * s) @ Vh)
+    if kind.startswith("dask"):
+        assert true <= 1.5 * ref.error
+    else:
+        assert np.allclose(s, ref.S, rtol=1e-4 if dtype in (np.float32, np.complex64) else 1e-10)
+    assert abs(res.error - true) <= 0.01 * true
+    for tol in _tol(dtype):
+        if kind.startswith("dask") and tol < 1e-2:
+            continue
+        r = lowrank.rsvd(A, tol=tol, rng=2)
+        true = _rel(D, (_dense(r.U) * _dense(r.S)) @ _dense(r.Vh))
+        assert true <= tol and abs(r.error - true) <= 0.01 * true + 1e-12
+
+
+@pytest.mark.filterwarnings("ignore::scipy.sparse.SparseEfficiencyWarning")  # making the DIA input
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo", "bsr", "lil", "dok", "dia"])
+def test_every_scipy_format_and_the_skeleton_matrix(fmt):
+    """Every format of both families; the IDResult gives the skeleton matrix in A's own format
+    and family, and reconstructs through it."""
+    S = _matrix(np.float64)
+    for A in (S.asformat(fmt), getattr(scipy.sparse, f"{fmt}_array")(S)):
+        res = lowrank.column_id(A, 8, rng=0)
+        C = res.skeleton_matrix(A)
+        assert C.format == fmt and type(C).__name__ == type(A).__name__
+        assert np.allclose(res.reconstruct(A), S.toarray()[:, res.skeleton] @ res.interp)
+        row = lowrank.row_id(A, 8, rng=0)
+        assert row.skeleton_matrix(A).format == fmt
+
+
+def test_sparse_is_never_densified():
+    """A sparse matrix of 20 million entries at 0.05 % density: the decompositions grow memory by
+    a small multiple of its nonzeros and the m x k / k x n factors, far below the 160 MB of the
+    dense matrix."""
+    import tracemalloc
+
+    m, n, k = 4000, 5000, 20
+    S = scipy.sparse.random(m, n, density=5e-4, random_state=0, format="csr")
+    dense_bytes = m * n * 8
+    for fn in (lowrank.column_id, lowrank.row_id, lowrank.cur, lowrank.rsvd):
+        tracemalloc.start()
+        fn(S, k, rng=0)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < dense_bytes / 8, (fn.__name__, peak / dense_bytes)
+
+
+def test_methods_that_need_entries_say_which_work():
+    S = _matrix(np.float64)
+    for A in (S, _as("operator", S)):
+        with pytest.raises(TypeError, match="'lupp', 'cpqr', 'rbrp'"):
+            lowrank.column_id(A, 5, method="qr")
+
+
+def test_aslinearoperator_is_unwrapped():
+    """``aslinearoperator(M)`` of a sparse matrix decomposes M itself (no products with identity
+    columns); the skeleton matrices of a CUR are then sparse."""
+    from scipy.sparse.linalg import aslinearoperator
+
+    S = _matrix(np.float64)
+    res = lowrank.cur(aslinearoperator(S), 6, rng=0)
+    assert scipy.sparse.issparse(res.C)
+
+
+def test_estimates_take_every_kind():
+    S = _matrix(np.float64)
+    s = np.linalg.svd(S.toarray(), compute_uv=False)
+    for kind in ("csr", "operator"):
+        A = _as(kind, S)
+        assert abs(lowrank.estimate_spectral_norm(A, rng=0) - s[0]) <= 1e-8 * s[0]
+        assert lowrank.estimate_rank(A, 1e-2, rng=0) == int(np.sum(s > 1e-2 * s[0]))
