@@ -123,6 +123,8 @@ class Skeleton:
     Y: Any = None
     exact: bool = False  # sketch_T is already the optimal interpolation (QR of A itself)
     candidates: int = field(default=-1)
+    #: ``(k, X, error)`` of the optimal solve where the method ran it already (a tolerance check)
+    solved: Any = None
 
     def __post_init__(self):
         if self.candidates < 0:
@@ -286,7 +288,9 @@ def _blocked_lupp(P: Problem, tol: float) -> Skeleton:
     Lt = xp.zeros((cap, n), dtype=dtype, device=dev)
     L11 = xp.zeros((cap, cap), dtype=dtype, device=dev)
     Linv = xp.zeros((cap, cap), dtype=dtype, device=dev)  # L11^{-1}, lower triangular
-    k = last = 0
+    k = last = checked = slow = 0
+    solved = None  # the optimal solve of the candidates, where a check found they meet tol
+    prev2 = math.inf
     blocks = []  # every sketch block, kept for the oversampled solve
     while True:
         blocks.append(P.sketch_rows(b))
@@ -306,6 +310,15 @@ def _blocked_lupp(P: Problem, tol: float) -> Skeleton:
         est2 = sqnorm(xp, Er)
         if est2 <= thr2 or k >= kmax:
             break
+        slow = slow + 1 if est2 > STALL * prev2 else 0
+        if not P.own_rank and k >= 2 * checked and slow >= STALL_BLOCKS:
+            # the LUPP interpolation's error decays slowly (a noisy tail): do the candidates
+            # already meet tol with the optimal interpolation? One pass over A says, exactly.
+            checked = k
+            solved = _optimal(P, Skeleton(perm, k), tol)
+            if solved is not None:
+                break
+        prev2 = est2
         LUe, p = be.lu(Er)
         bb = min(b, kmax - k)
         Le = xp.tril(LUe[:, :bb], k=-1) + xp.eye(n - k, bb, dtype=dtype, device=dev)
@@ -332,7 +345,21 @@ def _blocked_lupp(P: Problem, tol: float) -> Skeleton:
                                    transpose=True)
 
     Y = xp.concat(blocks, axis=0)
-    return Skeleton(perm, k, sketch_T, relative(est2, P.normA2), Y, candidates=factored)
+    return Skeleton(perm, k, sketch_T, relative(est2, P.normA2), Y, candidates=factored,
+                    solved=solved)
+
+
+#: With the optimal interpolation, the blocked LUPP checks its candidates by the optimal solve
+#: itself (one pass over A; with a geometric schedule, k doubling between checks, so at most
+#: about twice the final solve) once its Schur estimate falls by less than ``STALL`` in
+#: ``STALL_BLOCKS`` blocks in a row. Where the LUPP interpolation's error decays as the optimal
+#: one's (decaying spectra: factors of 0.53 to 0.8 in the first blocks, then 0.28-0.44, per
+#: block of 64 at 2000 x 2000, sigma_i = 10^(-10 i / n); checking after one or two slow blocks
+#: cost 30-60 ms of 0.9 s for nothing) it does not check. On a term-document matrix (10,000 x
+#: 30,000 TF-IDF, tol 0.9) the LUPP interpolation needed some 9,000 candidates where 35 columns
+#: meet tol optimally: 146 s; with the check, 192 candidates and 0.8 s.
+STALL = 0.75
+STALL_BLOCKS = 3
 
 
 def _extend_inverse(xp, be, L11, Linv, k, bb):
@@ -429,7 +456,7 @@ def _interpolate(P: Problem, sk: Skeleton, interp: str, tol):
     certified error misses ``tol`` (the caller selects again, more strictly)."""
     xp = P.xp
     if interp == "optimal" and not sk.exact:
-        res = _optimal(P, sk, tol)
+        res = sk.solved if sk.solved is not None else _optimal(P, sk, tol)
         if res is None:
             return None
         k, X, error = res

@@ -10,6 +10,7 @@ from ._linalg import (
     DIFFERENCE_ROUNDING,
     count,
     ctranspose,
+    orthonormal_basis,
     real_dtype,
     relative,
     resolution_level,
@@ -36,8 +37,8 @@ def _gaussian(P, shape):
     return xp.astype(g, P.dtype)
 
 
-def _orth(P, Y):
-    return P.be.qr(Y)[0]
+def _orth(P, Y, rounds=2):
+    return orthonormal_basis(P.be, P.xp, Y, rounds)
 
 
 def _power(P, Y, n_iter, Q=None, B=None):
@@ -45,11 +46,12 @@ def _power(P, Y, n_iter, Q=None, B=None):
     orthogonal to an existing basis ``Q`` (with ``B = Q^H A``) when given."""
     xp, be, op = P.xp, P.be, P.op
     for _ in range(n_iter):
-        Y = _orth(P, Y)
+        # between passes the basis needs the right range and a small condition number only
+        Y = _orth(P, Y, rounds=1 if Q is None else 2)
         W = op.left_matmat(ctranspose(xp, Y))  # (A^H Y)^H without a conjugated copy of A
         if Q is not None:
             W = W - be.matmul(be.matmul(ctranspose(xp, Y), Q), B)
-        Z = _orth(P, ctranspose(xp, W))
+        Z = _orth(P, ctranspose(xp, W), rounds=1 if Q is None else 2)
         Y = op.matmat(Z)
         if Q is not None:
             Y = Y - be.matmul(Q, be.matmul(B, Z))
