@@ -136,8 +136,8 @@ def main(argv=None):
     for name, fn in calls.items():
         rows[name] = measured(fn, seeds)
         r = rows[name]
-        print(f"{name:40s} {r['time']:7.3f} s  error {r['error']:.5f}  peak {r['peak_bytes'] / 2**20:7.1f} MiB"
-              f" ({r['peak_bytes'] / dense_bytes:.3f} of dense)")
+        print(f"{name:40s} {r['time']:7.3f} s  error {r['error']:.5f}  "
+              f"peak {r['peak_bytes'] / 2**20:7.1f} MiB ({r['peak_bytes'] / dense_bytes:.3f} of dense)")
 
     # sparse against dense input on a submatrix (same seeds, same draws)
     sub = X[:2000, :6000]
