@@ -36,7 +36,7 @@ from ._measure import (
 __all__ = ["main", "build_parser"]
 
 #: The column-ID methods ``demo`` compares with SciPy.
-METHODS = ("lupp", "cpqr", "qr")
+DEMO_METHODS = ("lupp", "cpqr", "qr")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -75,7 +75,7 @@ def _add_demo(sub) -> None:
                         + " (default: exp10, slowly decaying)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the test matrix and of every method's rng (default: 0)")
-    p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
+    p.add_argument("--methods", nargs="+", choices=DEMO_METHODS, default=list(DEMO_METHODS),
                    metavar="METHOD", help="lowrank methods to run: lupp cpqr qr (default: all)")
     p.add_argument("--repeats", type=int, default=3,
                    help="timed runs per row after the warm-up (default: 3)")

@@ -61,7 +61,7 @@ from ._sketch import SPARSE_SIGN_NNZ
 from .backends import dask as dk
 
 #: The skeleton-selection methods that work on sketches alone (the others pivot on A itself).
-METHODS = ("lupp", "cpqr")
+METHODS = tuple(name for name, m in _id.METHODS.items() if m.sketching)
 
 _RULE = {"lupp": "lu", "cpqr": "qr"}
 
@@ -586,7 +586,7 @@ def _blocked_split(P: DaskProblem, tol) -> _Blocked:
         (Lt,) = dk.persist(Lt.rechunk({0: -1}))
         S = np.concatenate([S, p[:bb]])
         G = xp.asarray(dk.gather(Lt[:, p[:bb]])[0], device=dev)  # (k + bb) x bb
-        L11 = _grow(xp, L11, k + bb)
+        L11 = _id.padded(xp, L11, (k + bb, k + bb))
         L11[k : k + bb, : k + bb] = G.T
         k += bb
         last = bb
@@ -604,12 +604,6 @@ def _blocked_split(P: DaskProblem, tol) -> _Blocked:
         else:
             est2 = float(e2[-1])
     return _Blocked(S, k, factored, relative(est2, P.normA2), Lt, L11)
-
-
-def _grow(xp, a, size):
-    out = xp.zeros((size, size), dtype=a.dtype, device=a.device)
-    out[: a.shape[0], : a.shape[1]] = a
-    return out
 
 
 # ---------------------------------------------------------------------------------------------

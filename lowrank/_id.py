@@ -325,9 +325,9 @@ def _blocked_lupp(P: Problem, tol: float) -> Skeleton:
         perm = xp.concat([perm[:k], xp.take(rest, p)])
         if k + bb > cap:  # grow the factor storage geometrically
             cap = min(kmax, max(2 * cap, k + bb))
-            Lt = _grow(xp, Lt, (cap, n))
-            L11 = _grow(xp, L11, (cap, cap))
-            Linv = _grow(xp, Linv, (cap, cap))
+            Lt = padded(xp, Lt, (cap, n))
+            L11 = padded(xp, L11, (cap, cap))
+            Linv = padded(xp, Linv, (cap, cap))
         new_t = xp.concat([xp.zeros((bb, k), dtype=dtype, device=dev), Le.T], axis=1)
         Lt[k : k + bb, :] = xp.take(new_t, xp.argsort(perm), axis=1)
         L11[k : k + bb, : k + bb] = xp.take(Lt[: k + bb, :], perm[k : k + bb], axis=1).T
@@ -352,23 +352,20 @@ def _blocked_lupp(P: Problem, tol: float) -> Skeleton:
 #: With the optimal interpolation, the blocked LUPP checks its candidates by the optimal solve
 #: itself (one pass over A; with a geometric schedule, k doubling between checks, so at most
 #: about twice the final solve) once its Schur estimate falls by less than ``STALL`` in
-#: ``STALL_BLOCKS`` blocks in a row. Where the LUPP interpolation's error decays as the optimal
-#: one's (decaying spectra: factors of 0.53 to 0.8 in the first blocks, then 0.28-0.44, per
-#: block of 64 at 2000 x 2000, sigma_i = 10^(-10 i / n); checking after one or two slow blocks
-#: cost 30-60 ms of 0.9 s for nothing) it does not check. On a term-document matrix (10,000 x
-#: 30,000 TF-IDF, tol 0.9) the LUPP interpolation needed some 9,000 candidates where 35 columns
-#: meet tol optimally: 146 s; with the check, 192 candidates and 0.8 s.
+#: ``STALL_BLOCKS`` blocks in a row: on a matrix with a noisy tail (a term-document matrix) the
+#: LUPP interpolation's error decays far more slowly than the optimal one's, and the blocked
+#: LUPP would factor thousands of candidates where tens meet tol optimally. On decaying spectra
+#: the first blocks can fall by factors up to 0.8, then by 0.3-0.4: three slow blocks in a row
+#: keep those from checking for nothing (timings in the CHANGELOG).
 STALL = 0.75
 STALL_BLOCKS = 3
 
 
 def _extend_inverse(xp, be, L11, Linv, k, bb):
     """Rows k..k+bb of ``Linv = L11^{-1}`` after rows k..k+bb of the unit lower ``L11`` were set:
-    ``[L 0; N D]^{-1} = [L^{-1} 0; -D^{-1} N L^{-1}, D^{-1}]``, all GEMMs but a bb x bb solve.
-
-    Measured at 4000 x 4000, tol 1e-6 (rank 2690, 51 blocks of 64): the triangular solves with
-    ``L11[:k, :k]`` this replaces took 2.0 s of the 4.3 s of the selection, mostly copying the
-    non-contiguous leading block for LAPACK and trsm's slow 64-column right-hand side.
+    ``[L 0; N D]^{-1} = [L^{-1} 0; -D^{-1} N L^{-1}, D^{-1}]``, all GEMMs but a bb x bb solve:
+    the triangular solves with the growing ``L11[:k, :k]`` it replaces copied that non-contiguous
+    block for LAPACK at every step and ran trsm with a narrow right-hand side.
     """
     dtype, dev = L11.dtype, L11.device
     eye = xp.eye(bb, dtype=dtype, device=dev)
@@ -380,7 +377,8 @@ def _extend_inverse(xp, be, L11, Linv, k, bb):
         Linv[k : k + bb, :k] = -be.matmul(Dinv, NLinv)
 
 
-def _grow(xp, a, shape):
+def padded(xp, a, shape):
+    """``a`` in the top-left corner of a zero array of ``shape`` (factor storage that grows)."""
     out = xp.zeros(shape, dtype=a.dtype, device=a.device)
     out[: a.shape[0], : a.shape[1]] = a
     return out
@@ -546,9 +544,8 @@ def _optimal(P: Problem, sk: Skeleton, tol):
 
 
 #: A skeleton of K columns with ``WIDE_SKELETON * K >= n`` takes the optimal solve's product and
-#: solve on the columns outside it only (gathering them costs about one read of A). Measured at
-#: 2000 x 2000, exp10 spectrum, tol 1e-6 (K = 1343): the optimal solve 353 against 426 ms, the
-#: whole ID 0.75-0.77 against 0.86-0.91 s (predicted: 32 ms off the product, 20 off the solve).
+#: solve on the columns outside it only (gathering them costs about one read of A, and saves a
+#: K x K part of the product and of the solve: a fifth of the optimal solve at tol 1e-6).
 WIDE_SKELETON = 3
 
 
@@ -571,9 +568,8 @@ def _gram_route(P: Problem, C, S):
     All this rounds like ``eps cond(A_S)`` (not eps), so the result is kept only when that is far
     below the error it reports (:data:`GRAM_SAFETY`); otherwise (ill-conditioned skeletons, far
     down a fast-decaying spectrum; the Cholesky fails outright beyond cond ~ 1e8) None, and the
-    caller builds the orthonormal Q by CholeskyQR2 (:func:`skeleton_qr`). Measured at
-    2000 x 2000, k = 200 (exp10): this saves the CholeskyQR2 chain and one of two k x n
-    triangular solves, about 12 ms of 50.
+    caller builds the orthonormal Q by CholeskyQR2 (:func:`skeleton_qr`). It saves the
+    orthonormalization of the m x k skeleton and one of two k x n triangular solves.
     """
     xp, be, op = P.xp, P.be, P.op
     M = op.left_matmat(ctranspose(xp, C))

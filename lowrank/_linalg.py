@@ -149,8 +149,7 @@ def skeleton_qr(be, xp, C, YS=None):
     """Reduced QR ``C = Q R`` of a tall m x k skeleton, fast when its sketch ``YS = Omega C`` is known.
 
     Householder QR of a tall, skinny matrix can run at a fraction of GEMM speed (cuSOLVER's on a
-    GPU; LAPACK's geqrf + orgqr through ``scipy.linalg.qr`` took 27 ms here for 2000 x 200, as long
-    as two 210 x 2000 x 2000 GEMMs). On backends that say so (``be.prefers_cholesky_qr``; not
+    GPU). On backends that say so (``be.prefers_cholesky_qr``; not
     NumPy, whose compact-WY Householder QR is faster) the sketch helps: ``R_s``
     from the QR of the small ``YS`` preconditions C: ``W = C R_s^{-1}`` has a condition number of
     the sketch's distortion only (about 10-100 for k + 10 Gaussian rows), so two rounds of
@@ -205,8 +204,8 @@ CHOLESKY_QR_COND = 1e-2
 def orthonormal_basis(be, xp, Y, rounds=2):
     """An orthonormal basis of the range of a tall m x l ``Y`` (m >= l), as Q of ``Y = Q R``: by
     CholeskyQR2 (two rounds of a Gram matrix, its Cholesky factor and a triangular solve: BLAS-3,
-    no Householder panel) where Y is well conditioned, else by Householder QR. Measured on NumPy
-    (2 threads): 30,000 x 110 in 75 against 118 ms, 10,000 x 110 in 26 against 42 ms.
+    no Householder panel, about 1.6 times faster on NumPy at 10,000-30,000 x 110) where Y is
+    well conditioned, else by Householder QR.
 
     ``rounds=1`` (one Cholesky QR) is for a basis that only needs the right range and a condition
     number near 1, not orthogonality to working accuracy: the normalizations between power
@@ -230,6 +229,13 @@ def tail_sums(xp, v):
     v = as_float64(xp, v)
     zero = xp.zeros(1, dtype=v.dtype, device=v.device)
     return xp.flip(xp.cumulative_sum(xp.flip(xp.concat([v, zero]), axis=0)), axis=0)
+
+
+def index_mask(xp, idx, n):
+    """Boolean n-vector, true at ``idx`` (by comparison: the standard has no scatter)."""
+    if idx.shape[0] == 0:
+        return xp.zeros(n, dtype=xp.bool, device=idx.device)
+    return xp.any(xp.arange(n, device=idx.device)[:, None] == idx[None, :], axis=1)
 
 
 def count(xp, mask) -> int:

@@ -65,6 +65,7 @@ from ._linalg import (
     as_float64,
     count,
     ctranspose,
+    index_mask,
     relative,
     row_sqnorms,
     solve_upper,
@@ -192,7 +193,7 @@ class BlockRandomPivoting:
         if start is not None and start.shape[0]:
             Q = be.qr(op.columns(start))[0]
             chosen, Qs, Rs = [start], [Q], [op.left_matmat(ctranspose(xp, Q))]
-            alive = alive & ~_mask(xp, start, n)
+            alive = alive & ~index_mask(xp, start, n)
             k = start.shape[0]
             d = op.column_residuals(Q, Rs[0])
             d = xp.where(alive, d, xp.zeros_like(d))
@@ -205,7 +206,7 @@ class BlockRandomPivoting:
             if positive == 0:
                 # A is exhausted (numerically low rank): fill with columns not chosen yet, the
                 # retired ones included (fixed rank asks for k columns whatever their worth)
-                taken = _mask(xp, xp.concat(chosen), n) if chosen else xp.zeros(n, dtype=xp.bool)
+                taken = index_mask(xp, xp.concat(chosen), n) if chosen else xp.zeros(n, dtype=xp.bool)
                 J = xp.nonzero(~taken)[0][: kmax - k]
                 keep = J.shape[0]
                 if keep == 0:
@@ -218,8 +219,8 @@ class BlockRandomPivoting:
                 piv, keep = filter_block(be, xp, B, threshold,
                                          noise * (1 + k / P.m) * float(xp.sum(xp.take(d0, J))))
                 if keep == 0:  # every pick was numerically in the span: retire them
-                    alive = alive & ~_mask(xp, J, n)
-                    d = xp.where(_mask(xp, J, n), xp.zeros_like(d), d)
+                    alive = alive & ~index_mask(xp, J, n)
+                    d = xp.where(index_mask(xp, J, n), xp.zeros_like(d), d)
                     resid = _alive_sum(xp, d, alive)
                     continue
                 keep = min(keep, b, kmax - k)
@@ -231,7 +232,7 @@ class BlockRandomPivoting:
             Qs.append(Qk)
             Rs.append(Rk)
             Q = xp.concat(Qs, axis=1)
-            alive = alive & ~_mask(xp, J, n)
+            alive = alive & ~index_mask(xp, J, n)
             d = downdate(be, d, Rk, alive)  # 0 on the new skeleton columns (d is 0 on dead ones)
             d, dref = _recompute(xp, op, Q, Rs, d, dref, alive, P.eps)
             k += keep
@@ -286,13 +287,6 @@ def _shortest_prefix(xp, resid, Rk, thr2):
     return j, float(e2[j])
 
 
-def _mask(xp, idx, n):
-    """Boolean n-vector, true at ``idx`` (by comparison: the standard has no scatter)."""
-    if idx.shape[0] == 0:
-        return xp.zeros(n, dtype=xp.bool)
-    return xp.any(xp.arange(n, device=idx.device)[:, None] == idx[None, :], axis=1)
-
-
 def _skeleton(P, xp, be, chosen, Rs, n, estimate):
     """The exact skeleton: ``perm`` (skeleton first, then the rest in order) and the optimal
     interpolation ``R11^{-1} R[:, rest]`` from the rows of ``R = Q^H A`` the run built."""
@@ -302,7 +296,7 @@ def _skeleton(P, xp, be, chosen, Rs, n, estimate):
                         estimate, None, exact=True)
     S = xp.concat(chosen)
     k = S.shape[0]
-    rest = xp.nonzero(~_mask(xp, S, n))[0]
+    rest = xp.nonzero(~index_mask(xp, S, n))[0]
     perm = xp.concat([S, rest])
     R = xp.concat(Rs, axis=0)  # k x n
 
@@ -332,7 +326,7 @@ class SquaredNormSampling:
         S = be.weighted_sample(P.rng, d, min(k, positive)) if positive else \
             xp.zeros(0, dtype=xp.int64, device=P.device)
         if S.shape[0] < k:  # fewer nonzero columns than k: complete with zero columns
-            zeros = xp.nonzero(~_mask(xp, S, n))[0][: k - S.shape[0]]
+            zeros = xp.nonzero(~index_mask(xp, S, n))[0][: k - S.shape[0]]
             S = xp.concat([S, zeros])
         Qk = be.qr(op.columns(S))[0]
         R = op.left_matmat(ctranspose(xp, Qk))  # R[:, S] is the skeleton's triangular factor

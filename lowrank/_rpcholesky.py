@@ -57,7 +57,7 @@ import math
 from typing import Any
 
 from ._id import METHODS, Skeleton, register_method
-from ._linalg import RESOLVED, count, ctranspose, relative, right_solve_upper
+from ._linalg import RESOLVED, count, ctranspose, index_mask, relative, right_solve_upper
 
 #: A residual diagonal entry at or below ``ROUNDING * eps * ||a_j||^2`` is rounding, not signal:
 #: it is set to 0 (the column is numerically in the span of the pivots), so it is never proposed
@@ -163,13 +163,13 @@ class RPCholesky:
                 S, G = S[:1], G[:, :1]
                 g = float(xp.real(G[int(S[0]), 0]))
                 if g <= level * float(d0[int(S[0])]):
-                    d = xp.where(_mask(xp, S, n), xp.zeros_like(d), d)
+                    d = xp.where(index_mask(xp, S, n), xp.zeros_like(d), d)
                     continue
                 R = xp.reshape(xp.sqrt(xp.astype(xp.asarray(g, device=P.device), G.dtype)), (1, 1))
             Fnew = right_solve_upper(be, R, G)  # n x a
             F = Fnew if F is None else xp.concat([F, Fnew], axis=1)
             chosen.append(S)
-            alive = alive & ~_mask(xp, S, n)
+            alive = alive & ~index_mask(xp, S, n)
             d = be.downdate_norms(d, ctranspose(xp, Fnew), alive)
             d = xp.where(d > level * d0, d, xp.zeros_like(d))
             k += S.shape[0]
@@ -179,16 +179,9 @@ class RPCholesky:
             # below what the Gram diagonal resolves: continue on A's residual itself, by robust
             # blockwise random pivoting from this skeleton (exact norms; see lowrank._rbrp)
             return METHODS["rbrp"]._run(P, kmax, tol, start=S)
-        perm = xp.concat([S, xp.nonzero(~_mask(xp, S, n))[0]])
+        perm = xp.concat([S, xp.nonzero(~index_mask(xp, S, n))[0]])
         # the optimal solve (exact=False) builds X = A_S^+ A and the exact error from A itself
         return Skeleton(perm, S.shape[0], None, relative(resid, total), None, exact=False)
-
-
-def _mask(xp, idx, n):
-    """Boolean n-vector, true at ``idx`` (by comparison: the standard has no scatter)."""
-    if idx.shape[0] == 0:
-        return xp.zeros(n, dtype=xp.bool)
-    return xp.any(xp.arange(n, device=idx.device)[:, None] == idx[None, :], axis=1)
 
 
 register_method(RPCholesky())

@@ -80,8 +80,7 @@ def rsvd_auto(P, k):
     ``l - l0`` more Gaussian columns orthogonalized against ``Q0`` extend ``Q`` and ``B``, and the
     power iterations start from ``B^H = A^H Q``. Nothing is computed twice: the run costs exactly
     ``(2q + 2) l <= 6 l0`` products with A or A^H; the choice adds the SVD of ``B0`` (l0 x n). A
-    larger l makes the QRs and the final SVD dearer (measured at 2000 x 2000, k = 100: q = 0 with
-    l = 330 chosen, 1.5x the default's time at the same products).
+    larger l makes the QRs and the final SVD dearer (``bench/results/rsvd_speed.md``).
     """
     from . import _angles
 

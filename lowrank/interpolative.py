@@ -155,6 +155,7 @@ from ._contract import tol_floor
 from ._linalg import col_sqnorms, count, ctranspose, row_sqnorms, solve_upper, tail_sums
 from ._namespace import resolve
 from ._operand import DenseOperand
+from ._results import scipy_form
 from ._typing import RNG, Array, Float, Int
 
 __all__ = [
@@ -168,6 +169,11 @@ __all__ = [
     "reconstruct_skel_matrix",
     "svd",
 ]
+
+
+def __dir__():
+    """The public names only (the module's helpers stay out of ``dir`` and tab completion)."""
+    return sorted(__all__)
 
 _DTYPE_ERROR = "invalid input dtype (input must be float64 or complex128)"
 _TYPE_ERROR = "invalid input type (must be array or LinearOperator)"
@@ -305,24 +311,6 @@ def _finite_column_sqnorms(op):
 # IDs in SciPy's form: (idx, proj) with idx a permutation, skeleton first
 
 
-def _complement(xp, skeleton, n):
-    """The indices in ``range(n)`` that are not in ``skeleton``, increasing (no scatter, no
-    k x n temporaries: a binary search in the sorted skeleton)."""
-    k = skeleton.shape[0]
-    cols = xp.arange(n, dtype=xp.int64, device=skeleton.device)
-    s = xp.sort(xp.astype(skeleton, xp.int64))
-    pos = xp.clip(xp.searchsorted(s, cols), max=k - 1)
-    hit = xp.take(s, pos) == cols
-    return xp.argsort(xp.astype(hit, xp.int8), stable=True)[: n - k]
-
-
-def _scipy_form(xp, skeleton, X, n):
-    """``idx`` (skeleton first) and ``proj = X[:, idx[k:]]`` from a skeleton and a k x n ``X``."""
-    skeleton = xp.astype(skeleton, xp.int64)
-    rest = _complement(xp, skeleton, n)
-    return xp.concat([skeleton, rest]), xp.take(X, rest, axis=1)
-
-
 class _PivotedSketch:
     """An l x n sketch Y pivoted by LU with partial pivoting, with the least-squares
     interpolation and the residual of every prefix of its pivots, read off the factors.
@@ -430,7 +418,7 @@ def _id_from_rows(xp, be, Y, eps, c2max, exact):
     return k, sk.perm, sk.interpolation(k)
 
 
-def _grow(xp, Y, new):
+def _more_rows(xp, Y, new):
     """Stack two independent sketches, each with ``E[Omega^T Omega] = I``, into one with the
     same property (weights ``sqrt(l_i / l)``)."""
     l1, l2 = Y.shape[0], new.shape[0]
@@ -459,7 +447,7 @@ def _array_tol(op, eps, rand, gen):
     tol = max(tol, tol_floor(xp, A.dtype))
     res = column_id(A, tol=tol, method="lupp" if rand else "qr", sketch=_SKETCH, rng=gen,
                     check_finite=False)
-    return (res.rank, *_scipy_form(xp, res.skeleton, res.interp, n))
+    return (res.rank, *scipy_form(res.skeleton, res.interp, n))
 
 
 def _array_tol_sketch(op, eps, gen):
@@ -480,7 +468,7 @@ def _array_tol_sketch(op, eps, gen):
         out = _id_from_rows(xp, be, Y, eps, c2max, exact=False)
         if out is not None or 2 * Y.shape[0] >= m:
             return out
-        Y = _grow(xp, Y, be.sparse_sign_sketch(gen, Y.shape[0], op.A, _TOL_NNZ))
+        Y = _more_rows(xp, Y, be.sparse_sign_sketch(gen, Y.shape[0], op.A, _TOL_NNZ))
 
 
 def _array_fixed(op, k, rand, gen):
@@ -488,7 +476,7 @@ def _array_fixed(op, k, rand, gen):
         _finite_column_sqnorms(op)  # raises for NaN/Inf
     res = column_id(op.A, k, method="lupp" if rand else "qr", sketch=_SKETCH, rng=gen,
                     check_finite=False)
-    return _scipy_form(op.xp, res.skeleton, res.interp, op.shape[1])
+    return scipy_form(res.skeleton, res.interp, op.shape[1])
 
 
 def _operator_tol(op, eps, gen):
@@ -504,7 +492,7 @@ def _operator_tol(op, eps, gen):
             Y = op.rows()
         else:
             new = op.sketch_rows(gen, l if Y is None else Y.shape[0])
-            Y = new if Y is None else _grow(xp, Y, new)
+            Y = new if Y is None else _more_rows(xp, Y, new)
         if not math.isfinite(be.sqnorm(Y)):
             raise ValueError("A must not contain NaN or Inf (its products are not finite)")
         c2max = float(xp.max(col_sqnorms(xp, Y)))  # unbiased column norms of A from the sketch

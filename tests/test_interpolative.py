@@ -234,7 +234,7 @@ def test_tolerance_paths(monkeypatch):
     hands over to lowrank.column_id when it would need half the rows of A; a LinearOperator
     grows its sketch, then takes A whole. Ranks and errors as in the test above."""
     calls = {"grow": 0, "column_id": 0}
-    grow, column_id = sli._grow, sli.column_id
+    grow, column_id = sli._more_rows, sli.column_id
 
     def spy_grow(*a):
         calls["grow"] += 1
@@ -244,7 +244,7 @@ def test_tolerance_paths(monkeypatch):
         calls["column_id"] += 1
         return column_id(*a, **kw)
 
-    monkeypatch.setattr(sli, "_grow", spy_grow)
+    monkeypatch.setattr(sli, "_more_rows", spy_grow)
     monkeypatch.setattr(sli, "column_id", spy_column_id)
     cases = [  # (matrix, expected: sketch grown?, column_id used?)
         (fast(1400, 500, 100, rng=1), True, False),  # rank ~340 > 320 - 80: 640 rows
