@@ -86,10 +86,13 @@ def column_id(A: Array, rank: Int | None = None, *, tol: Float | None = None,
 
     Parameters
     ----------
-    A : (m, n) array
-        NumPy array, or any array-API array (the result comes back in the same library).
-        Integer input is converted to float64; float32, float64, complex64 and complex128 keep
-        their precision. Never modified. A ``dask.array`` array is decomposed by chunked passes
+    A : (m, n) array, sparse matrix or operator
+        NumPy array, or any array-API array (the result comes back in the same library); a
+        ``scipy.sparse`` (or ``cupyx.scipy.sparse``) matrix or array, never densified; or a
+        ``LinearOperator`` (products only). Integer input is converted to float64 and float16 to
+        float32; float32, float64, complex64 and complex128 keep their precision. A PyTorch
+        tensor with ``requires_grad`` is detached (the factors carry no gradient). Never
+        modified. A ``dask.array`` array is decomposed by chunked passes
         on its workers (methods ``"lupp"`` and ``"cpqr"``); ``interp`` is then a NumPy array, or
         a lazy Dask array when A has several column chunks (see :mod:`lowrank._dask`).
     rank : int, optional
