@@ -157,6 +157,37 @@ def gather(*xs):
 # Random matrices and sketches, drawn inside the tasks
 
 
+def quiet(fn):
+    """A task's floating-point warnings off: the first pass meets huge entries before the front
+    door rescales A (their squares overflow to inf, which it reads as the sign to rescale), and
+    a warning from a worker would reach the caller."""
+    import functools
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            return fn(*args, **kwargs)
+
+    return run
+
+
+class quiet_pass:
+    """No overflow warnings from a first pass's reductions (Dask sums the chunks' squared norms
+    in A's dtype, which overflow for huge entries before the front door rescales; the
+    scheduler's threads warn through Python's global filters, set here for the pass)."""
+
+    def __enter__(self):
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        for what in ("overflow encountered", "invalid value encountered"):
+            warnings.filterwarnings("ignore", message=what, category=RuntimeWarning)
+
+    def __exit__(self, *exc):
+        return self._ctx.__exit__(*exc)
+
+
 def _normal_block(seed, shape, dtype, meta):
     xp, be = _library_of(meta)
     g = be.standard_normal(np.random.default_rng(seed), shape, _real(xp, dtype),
@@ -179,6 +210,7 @@ def normal(rng, row_chunks, l, A, dtype=None):
     return da.Array(dsk, name, chunks=(tuple(row_chunks), (l,)), dtype=dtype, meta=meta)
 
 
+@quiet
 def _sketch_block(a, *, seeds, l, kind, zeta, norm, block_id=None):
     xp, be = _library_of(a)
     rng = np.random.default_rng(seeds[block_id[0]])  # one operator block per row chunk of A
@@ -219,6 +251,7 @@ def split_norm(Yn):
     return Yn[:l, :], Yn[l, :].real.sum()
 
 
+@quiet
 def _sqnorm_block(a):
     _, be = _library_of(a)
     return np.full((1, 1), be.sqnorm(a))
@@ -230,6 +263,40 @@ def sqnorm_lazy(A):
     parts = A.map_blocks(_sqnorm_block, chunks=((1,) * R, (1,) * C), dtype=np.float64,
                          meta=np.zeros((0, 0)))
     return parts.sum()
+
+
+@quiet
+def _residual_block(a, l, r):
+    """``||a - l r||_F^2`` of one chunk, in double precision, as a 1 x 1 block."""
+    xp, be = _library_of(a)
+    wide = xp.complex128 if xp.isdtype(a.dtype, "complex floating") else xp.float64
+    res = xp.astype(a, wide) - be.matmul(xp.astype(l, wide), xp.astype(r, wide))
+    return np.full((1, 1), be.sqnorm(res))
+
+
+def residual_sqnorm(A, L, R) -> float:
+    """``||A - L R||_F^2`` from the residual itself (one pass over A, in double precision):
+    ``L`` (m x k) and ``R`` (k x n), each a Dask array or a small array of A's chunk library,
+    rechunked to A's row and column chunks; every chunk of A meets its rows of L and columns of
+    R in one task."""
+    import dask.array as da
+
+    k = L.shape[1]
+    Ld = L.rechunk((A.chunks[0], (k,))) if hasattr(L, "dask") else \
+        da.from_array(L, chunks=(A.chunks[0], (k,)))
+    Rd = R.rechunk(((k,), A.chunks[1])) if hasattr(R, "dask") else \
+        da.from_array(R, chunks=((k,), A.chunks[1]))
+    parts = da.blockwise(_residual_block, "ij", A, "ij", Ld, "ik", Rd, "kj", dtype=np.float64,
+                         adjust_chunks={"i": 1, "j": 1}, concatenate=True,
+                         meta=np.zeros((0, 0)))
+    return float(gather(parts.sum())[0])
+
+
+def max_abs(A) -> float:
+    """``max |a_ij|`` (one pass; NaN if A holds a NaN)."""
+    import dask.array as da
+
+    return float(gather(da.max(da.abs(A)))[0])
 
 
 def row_sqnorms_lazy(B):

@@ -43,14 +43,17 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _cur, _id
+from ._contract import safe_window
 from ._linalg import (
+    DIFFERENCE_ROUNDING,
     as_float64,
     count,
     ctranspose,
     eps,
     pinv_apply,
+    raise_non_finite,
     relative,
-    relative_from_difference,
+    resolution_level,
     row_sqnorms,
     selection_level,
     solve_upper,
@@ -112,24 +115,56 @@ class DaskProblem(_id.Problem):
         ``sketch_rows(l)``. Raises on NaN/Inf when ``check_finite``."""
         D = self.D
         Y = None
-        if not l:
-            s2 = dk.gather(dk.sqnorm_lazy(D))[0]
-        elif keep:  # the sketch and the norm from the same tasks (the streaming rule)
-            (Yn,) = dk.persist(dk.sketch(D, l, self.rng, self.sketch, SPARSE_SIGN_NNZ, norm=True))
-            Y, s2 = dk.split_norm(Yn)
-            s2 = dk.gather(s2)[0]
-        else:
-            Y, s2 = dk.gather(*dk.split_norm(dk.sketch(D, l, self.rng, self.sketch,
-                                                       SPARSE_SIGN_NNZ, norm=True)))
-            self._first = self.xp.asarray(Y)
+        with dk.quiet_pass():
+            if not l:
+                s2 = dk.gather(dk.sqnorm_lazy(D))[0]
+            elif keep:  # the sketch and the norm from the same tasks (the streaming rule)
+                (Yn,) = dk.persist(dk.sketch(D, l, self.rng, self.sketch, SPARSE_SIGN_NNZ,
+                                             norm=True))
+                Y, s2 = dk.split_norm(Yn)
+                s2 = dk.gather(s2)[0]
+            else:
+                Y, s2 = dk.gather(*dk.split_norm(dk.sketch(D, l, self.rng, self.sketch,
+                                                           SPARSE_SIGN_NNZ, norm=True)))
+                self._first = self.xp.asarray(Y)
         s2 = float(s2)
-        if not math.isfinite(s2) and self.check_finite:
-            import dask.array as da
-
-            if not bool(dk.gather(da.isfinite(D).all())[0]):
-                raise ValueError("A must not contain NaN or Inf (pass check_finite=False to skip)")
+        if self.rescaled(s2):  # the rare pass again, on A scaled into the safe range
+            return self.first_pass(l, keep=keep)
         self.normA2 = s2
         return Y
+
+    def rescaled(self, s2) -> bool:
+        """The front door (:func:`lowrank._contract.prepare`) on the norm the first pass found:
+        where ``||D||_F^2`` is outside the safe window (or not finite), ``max |d_ij|`` (one more
+        pass) decides: NaN/Inf are a ValueError, a zero matrix stays, else D is scaled by a power
+        of two (lazily, exact) and True says the caller must redo its pass."""
+        lo, hi = safe_window(self.xp, self.D.dtype)
+        if lo <= s2 <= hi:
+            return False
+        amax = dk.max_abs(self.D)
+        if not math.isfinite(amax):
+            if self.check_finite:
+                raise ValueError("A must not contain NaN or Inf (pass check_finite=False to skip)")
+            raise_non_finite("the norm of A")
+        if amax == 0.0:
+            return False
+        factor = math.ldexp(1.0, -math.frexp(amax)[1])
+        self.scale *= factor
+        self.D = dk.freeze(self.D * factor)
+        return True
+
+    def transposed(self) -> DaskProblem:
+        """The problem of ``D.T`` (a row ID as a column ID), same options, generator and norm."""
+        T = DaskProblem(self.xp, self.be, _Shape(self.op.shape[::-1], self.op.dtype,
+                                                 self.op.device),
+                        self.rng, self.sketch, self.oversample, self.block_size, scale=self.scale,
+                        D=self.D.T, check_finite=self.check_finite)
+        T.normA2 = self.normA2
+        return T
+
+    def residual(self, L, R) -> float:
+        """``||D - L R||_F^2`` from the residual itself (one pass over D)."""
+        return dk.residual_sqnorm(self.D, L, R)
 
     def sketch_rows(self, l):
         if self._first is not None and self._first.shape[0] == l:
@@ -231,17 +266,25 @@ def _optimal(P: DaskProblem, cand, k_method, tol):
     K = len(cand)
     if K == 0:
         return 0, _empty_interp(P), relative(P.normA2, P.normA2)
-    R, B, rs = _projection(P, cand, tol)
-    err2 = P.normA2 - _id._cumsum0(xp, rs)
-    chosen = _id.prefix_rank(xp, err2, P.normA2, tol, k_method, P.D.dtype)
-    if chosen is None:
+    R, B, rs, Q = _projection(P, cand, tol)
+    if tol is not None and tol**2 < resolution_level(P.eps):
+        # below the difference's resolution: the residual of all K, then tail sums (as in memory)
+        err2 = P.residual(Q, B) + tail_sums(xp, rs)
+        level = tol**2 * P.normA2
+    else:
+        err2 = P.normA2 - _id._cumsum0(xp, rs)
+        level = None if tol is None else selection_level(tol, P.eps) * P.normA2
+    k = K if tol is None else count(xp, err2 > level)
+    if k > K:
         return None
-    k, error = chosen
     if P.split:
         X = _lazy_interp(P, B[:k, :], cand[:k], "upper", (R[:k, :k], None))
     else:
         S = xp.asarray(cand[:k], device=P.device)
         X = be.identity_at(solve_upper(be, xp, R[:k, :k], B[:k, :]), S)
+    error = P.certified(float(err2[k]), lambda: P.residual(dk.take(P.D, cand[:k], axis=1), X))
+    if tol is not None and error > tol:
+        return None  # rounding of X put the prefix over tol: select again, more strictly
     return k, X, error
 
 
@@ -259,8 +302,9 @@ def _solve_block(m, *, R):
 
 
 def _projection(P: DaskProblem, S, tol):
-    """``R`` (K x K), ``B = Q^H A`` (K x n) and B's squared row norms for the skeleton
-    ``A[:, S] = Q R``, by the two routes of :func:`lowrank._id._skeleton_projection`:
+    """``R`` (K x K), ``B = Q^H A`` (K x n), B's squared row norms and Q (lazy; None from the
+    Gram route) for the skeleton ``A[:, S] = Q R``, by the two routes of
+    :func:`lowrank._id._optimal`:
 
     - fixed rank tries the Gram route: ``M = A_S^H A`` in *one* pass (each task multiplies its row
       chunk's skeleton columns into its chunk of A), Cholesky of ``M[:, S]`` and ``B = R^{-H} M``;
@@ -297,14 +341,14 @@ def _projection(P: DaskProblem, S, tol):
                 rs = row_sqnorms(xp, B)
             err2 = P.normA2 - float(xp.sum(as_float64(xp, rs)))
             if _id.GRAM_SAFETY * eps(xp, D.dtype) * be.cond_upper(R) * P.normA2 <= err2:
-                return R, B, rs
+                return R, B, rs, None
     Q, R = dk.tsqr(C)
     B = _ct(Q) @ D  # K x n
     if P.split:
         (B,) = dk.persist(B)
-        return R, B, xp.asarray(dk.gather(dk.row_sqnorms_lazy(B))[0])
+        return R, B, xp.asarray(dk.gather(dk.row_sqnorms_lazy(B))[0]), Q
     B = dk.gather(B)[0]
-    return R, B, row_sqnorms(xp, B)
+    return R, B, row_sqnorms(xp, B), Q
 
 
 def _sketch_solve(P, Y, S, YS, method, interp):
@@ -343,7 +387,11 @@ def _tolerance(P, method, tol, interp):
         if out is not None:
             return out
         t /= 2  # rare: the method's estimate was optimistic; select again, more strictly
-    return _adaptive(P, method, t, interp, None)
+    out = _adaptive(P, method, t, interp, None)
+    if interp == "optimal" and out[3] > tol:  # never a missed tol returned quietly
+        raise ValueError(f"could not certify tol={tol:g}: the selection's best ID errs by "
+                         f"{out[3]:.3g}; use a larger tol")
+    return out
 
 
 def skeleton_fixed(P, method, k, interp="optimal"):
@@ -451,9 +499,13 @@ def _sketched_adaptive(P: DaskProblem, tol, rule) -> _Sketched:
         S, YSt = dk.tournament(Y.T, min(l, P.n), rule)
         YS = xp.asarray(YSt).T
         Qs, Rs = be.qr(YS)
-        rows, y2 = dk.gather(dk.row_sqnorms_lazy(da.asarray(ctranspose(xp, Qs)) @ Y), dk.sqnorm_lazy(Y))
-        tails = float(y2) - _id._cumsum0(xp, xp.asarray(rows))
-        j = count(xp, tails > t**2 * float(y2))
+        QsH = da.asarray(ctranspose(xp, Qs))
+        # the sketch's residual after each prefix: its residual after all K (computed, not a
+        # difference of squared norms) plus the tail sums of Qs^H Y: no floor at small t
+        rows, y2, left = dk.gather(dk.row_sqnorms_lazy(QsH @ Y), dk.sqnorm_lazy(Y),
+                                   dk.sqnorm_lazy(Y - da.asarray(Qs) @ (QsH @ Y)))
+        tails = float(left) + tail_sums(xp, xp.asarray(rows))
+        j = min(count(xp, tails > t**2 * float(y2)), Qs.shape[1])
         if j + p > l and l < P.m:  # too few rows to trust: double the sketch
             extra = min(l, P.m - l)
             (Y,) = dk.persist(da.concatenate([Y, P.sketch_lazy(extra) * math.sqrt(extra / l0)],
@@ -619,24 +671,58 @@ def cur(P0, method, core, rank, tol, check_finite):
     one reduction ``Qc^H A Qr`` (one pass)."""
     check_method(method)
     P = problem(P0, check_finite)
-    xp, D = P.xp, P.D
-    X = None
     if tol is not None:
-        cols, X, k, _ = _tolerance(P, method, tol, "optimal")
-    elif core == "id":
-        cols, X, k, _ = _fixed(P, method, rank, "optimal")
+        C, U, R, cols, rows, k, error = _cur_tolerance(P, method, core, tol)
     else:
-        k = rank
+        xp, D = P.xp, P.D
+        X = None
+        if core == "id":
+            cols, X, k, _ = _fixed(P, method, rank, "optimal")
+        else:
+            k = rank
+            cols = skeleton_fixed(P, method, k)[0]
+        (C,) = dk.persist(dk.take(D, cols, axis=1))
+        if k == 0:
+            rows = np.zeros(0, dtype=np.int64)
+        elif D.numblocks[0] == 1:
+            rows = dk.to_host(_cur.select_rows(P, xp.asarray(dk.gather(C)[0]), k, method.name))
+        else:
+            rows = dk.tournament(C, k, _RULE[method.name])[0]
+        (R,) = dk.persist(dk.take(D, rows, axis=0))
+        U, error = _core(P, C, R, cols, rows, core, X)
+    if P.scale != 1.0:  # A was scaled at the front door: its own skeletons, the core unscaled
+        C, R, U = C * (1.0 / P.scale), R * (1.0 / P.scale), U * P.scale
+    return C, U, R, cols, rows, k, error
+
+
+def _cur_tolerance(P, method, core, tol):
+    """Tolerance mode as :func:`lowrank._cur.tolerance`: columns from a column ID and rows from a
+    row ID of A, each at ``tol / sqrt(2)``, the rank the larger of the two (the other side
+    selected again at that rank), the error certified; a ValueError where the factors cannot
+    meet tol."""
+    xp = P.xp
+    t = tol / math.sqrt(2.0)
+    cols, _, kc, _ = _tolerance(P, method, t, "optimal")
+    PT = P.transposed()
+    rows, _, kr, _ = _tolerance(PT, method, t, "optimal")
+    k = max(kc, kr)
+    if kc < k:
         cols = skeleton_fixed(P, method, k)[0]
-    (C,) = dk.persist(dk.take(D, cols, axis=1))
-    if k == 0:
-        rows = np.zeros(0, dtype=np.int64)
-    elif D.numblocks[0] == 1:
-        rows = dk.to_host(_cur.select_rows(P, xp.asarray(dk.gather(C)[0]), k, method.name))
-    else:
-        rows = dk.tournament(C, k, _RULE[method.name])[0]
-    (R,) = dk.persist(dk.take(D, rows, axis=0))
+    if kr < k:
+        rows = skeleton_fixed(PT, method, k)[0]
+    X = _fixed(P, method, k, "optimal")[1] if core == "id" else None
+    (C,) = dk.persist(dk.take(P.D, cols, axis=1))
+    (R,) = dk.persist(dk.take(P.D, rows, axis=0))
     U, error = _core(P, C, R, cols, rows, core, X)
+    if error is None:  # the cross and id cores: from the residual (one pass)
+        error = relative(P.residual(C @ xp.asarray(U), R), P.normA2)
+    if error > tol:
+        raise ValueError(
+            f"cur could not reach tol={tol:g}: its factors C @ U @ R err by {error:.3g} on this "
+            f"matrix in {P.D.dtype} (the core inverts singular values down to about tol, which "
+            "amplifies rounding; see lowrank._contract); use tol >= that error, core='optimal', "
+            "or column_id / rsvd, whose factors do not round this way"
+        )
     return C, U, R, cols, rows, k, error
 
 
@@ -658,7 +744,7 @@ def _core(P, C, R, cols, rows, core, X):
         U = ctranspose(xp, pinv_apply(be, xp, Rr, ctranspose(xp, W), cut))
         N = be.matmul(be.matmul(Rc, U), ctranspose(xp, Rr))
         err2 = P.normA2 - sqnorm(xp, M) + sqnorm(xp, M - N)
-        return U, relative_from_difference(err2, P.normA2, eps(xp, D.dtype))
+        return U, P.certified(err2, lambda: P.residual(C @ U, R))
     import dask.array as da
 
     XQ = _small(P, da.asarray(X) @ Qr)  # core == "id": U = X R^+ = X Qr Rr^{+H}
@@ -701,6 +787,7 @@ def _left(P, Q):
 ONE_PASS_SAFETY = 1e-2
 
 
+@dk.quiet
 def _sample_block(a, z, *rest, norm, bz):
     """One row chunk's share of a sample pass, in one task: ``y = a z`` (minus ``q (B z)``), the
     QR stack of y (:func:`lowrank.backends.dask.tsqr`'s first stage), ``y^H a`` (minus
@@ -731,6 +818,7 @@ def _unpack(flat, *, part, l, n, norm):
     return flat[flat.shape[0] - 1:]
 
 
+@dk.quiet
 def _ypart_block(a, z, *, norm):
     """``a z`` for one chunk of A (several column chunks), with ``||a||_F^2`` in one more row if
     asked, as a 1 x (m_i [+ 1]) x l block."""
@@ -857,25 +945,22 @@ def _rsvd_fixed(P, k, n_iter):
     xp = P.xp
     l = min(k + P.oversample, min(P.m, P.n))
     Om = dk.normal(P.rng, P.D.chunks[1], l, P.D)
-    Qy, WQ, s2 = _sample_pass(P, Om, norm=True)
-    P.normA2 = _checked_norm(P, s2)
+    with dk.quiet_pass():
+        Qy, WQ, s2 = _sample_pass(P, Om, norm=True)
+    if P.rescaled(float(s2)):  # the first pass again, on A scaled into the safe range
+        Qy, WQ, s2 = _sample_pass(P, Om, norm=True)
+    P.normA2 = float(s2)
     Q, B = _rsvd_power(P, Qy, WQ, n_iter)
     Ub, S, Vh = _svd_of_wide(P, B)
     U = Q @ Ub[:, :k]
     S, Vh = S[:k], Vh[:k, :]
-    error = relative_from_difference(P.normA2 - sqnorm(xp, S), P.normA2,
-                                     eps(xp, P.D.dtype))
-    return U, S, Vh, k, error
+    error = P.certified(P.normA2 - sqnorm(xp, S), lambda: P.residual(U, _scale_rows(xp, S, Vh)))
+    return U, S / P.scale, Vh, k, error
 
 
-def _checked_norm(P, s2):
-    s2 = float(s2)
-    if not math.isfinite(s2) and P.check_finite:
-        import dask.array as da
-
-        if not bool(dk.gather(da.isfinite(P.D).all())[0]):
-            raise ValueError("A must not contain NaN or Inf (pass check_finite=False to skip)")
-    return s2
+def _scale_rows(xp, S, Vh):
+    """``diag(S) @ Vh`` (Vh on the driver, or lazy)."""
+    return Vh * xp.astype(S, Vh.dtype)[:, None]
 
 
 def _rsvd_adaptive(P, tol, n_iter):
@@ -885,20 +970,25 @@ def _rsvd_adaptive(P, tol, n_iter):
     ``Q_i' R2 = Q_i - Q (Q^H Q_i)``, then gives ``B_i = R2^{-H} Q_i^H (A - Q B)`` without a pass."""
     import dask.array as da
 
-    xp, D = P.xp, P.D
+    xp = P.xp
     kmax = min(P.m, P.n)
     Qs, Bs = [], []
     Q = B = None
     K = 0
-    total = resid = thr = None
-    while total is None or (resid > thr and K < kmax):
+    total = resid = base = thr = None
+    e = P.eps
+    while total is None or (resid > thr - DIFFERENCE_ROUNDING * e * base and K < kmax):
         b = min(P.block_size, kmax - K)
-        Om = dk.normal(P.rng, D.chunks[1], b, D)
+        Om = dk.normal(P.rng, P.D.chunks[1], b, P.D)
         if total is None:  # first pass: also ||A||_F^2
-            Qy, WQ, s2 = _sample_pass(P, Om, norm=True)
-            total = resid = P.normA2 = _checked_norm(P, s2)
-            thr = selection_level(tol, eps(xp, D.dtype)) * total
-            if resid <= thr:
+            with dk.quiet_pass():
+                Qy, WQ, s2 = _sample_pass(P, Om, norm=True)
+            if P.rescaled(float(s2)):  # the first pass again, on A scaled into the safe range
+                Om = dk.normal(P.rng, P.D.chunks[1], b, P.D)
+                Qy, WQ, s2 = _sample_pass(P, Om, norm=True)
+            total = resid = base = P.normA2 = float(s2)
+            thr = tol**2 * total
+            if resid <= thr - DIFFERENCE_ROUNDING * e * base:
                 break
         else:
             Qy, WQ = _sample_pass(P, Om, Q, B)
@@ -906,7 +996,7 @@ def _rsvd_adaptive(P, tol, n_iter):
         if Q is not None:  # re-orthogonalize against the basis (twice is enough)
             C = _small(P, _ct(Q) @ Qi)
             Qi, R2 = dk.tsqr(Qi - Q @ da.asarray(C))
-            Bi = Bi.map_blocks(_solve_block, R=R2, dtype=D.dtype, meta=dk.empty_like_meta(D, 2)) \
+            Bi = Bi.map_blocks(_solve_block, R=R2, dtype=P.D.dtype, meta=dk.empty_like_meta(P.D, 2)) \
                 if P.split else _solve_block(Bi, R=R2)
         if P.split:
             (Bi,) = dk.persist(Bi)
@@ -916,6 +1006,9 @@ def _rsvd_adaptive(P, tol, n_iter):
         B = xp.concat(Bs, axis=0) if not P.split else da.concatenate(Bs, axis=0)
         resid -= float(_small(P, dk.row_sqnorms_lazy(Bi)).sum()) if P.split else sqnorm(xp, Bi)
         K += b
+        if resid < resolution_level(e) * base:  # the downdates lost the digits: recompute
+            resid = base = P.residual(Q, B)
+    D = P.D
     if K == 0:
         z = da.zeros((P.m, 0), chunks=(D.chunks[0], (0,)), dtype=D.dtype, meta=dk.empty_like_meta(D, 2))
         vh = _empty_interp(P)
@@ -925,6 +1018,12 @@ def _rsvd_adaptive(P, tol, n_iter):
             relative(resid, total)
     Ub, S, Vh = _svd_of_wide(P, B)
     tail = tail_sums(xp, S * S)
-    k = min(count(xp, tail + resid > thr), K)
-    error = relative_from_difference(resid + float(tail[k]), total, eps(xp, D.dtype))
-    return Q @ Ub[:, :k], S[:k], Vh[:k, :], k, error
+    k = min(count(xp, tail + resid > thr - DIFFERENCE_ROUNDING * e * base), K)
+    while True:
+        U, Sk, Vhk = Q @ Ub[:, :k], S[:k], Vh[:k, :]
+        error = P.certified(resid + float(tail[k]),
+                            lambda: P.residual(U, _scale_rows(xp, Sk, Vhk)))  # noqa: B023
+        if error <= tol or k == K:
+            break
+        k += 1  # rounding of the factors put this rank over tol
+    return U, Sk / P.scale, Vhk, k, error

@@ -337,3 +337,41 @@ def test_stacks_keep_the_contract(c):
         ref = np.linalg.svd(stack[i], compute_uv=False)[:3]
         assert np.allclose(svd.S[i] / c, ref, rtol=1e-8)
     assert np.all(ids.error[:3] < 1e-14) and np.all(svd.error[:3] < 1e-14)
+
+
+@settings(max_examples=examples(12))
+@given(prob=problems(), fn=st.sampled_from(["column_id", "row_id", "rsvd", "cur"]),
+       method=st.sampled_from(["lupp", "cpqr"]), chunks=st.sampled_from(["rows", "cols", "both"]),
+       seed=st.integers(0, 2**31))
+def test_dask_contract(prob, fn, method, chunks, seed):
+    """The Dask path keeps the contract too: tol met, error true, any scale, any chunking."""
+    da = pytest.importorskip("dask.array")
+    A, _, tol, scale = prob
+    e = EPS[A.dtype]
+    As = _scaled(A, scale)
+    m, n = As.shape
+    shape = {"rows": (max(m // 3, 4), n), "cols": (m, max(n // 3, 4)),
+             "both": (max(m // 2, 4), max(n // 2, 4))}[chunks]
+    D = da.from_array(As, chunks=shape)
+    kw = {} if fn == "rsvd" else {"method": method}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            res = getattr(lowrank, fn)(D, tol=tol, rng=seed, **kw)
+    except ValueError as exc:  # cur's representation limit, as in memory
+        assert fn == "cur" and tol < 100 * math.sqrt(e), exc
+        return
+    if fn == "rsvd":
+        res = lowrank.SVDResult(*(np.asarray(x.compute() if hasattr(x, "compute") else x)
+                                  for x in res[:3]), res.rank, res.error)
+        true = _true_svd(As, res)
+    elif fn == "cur":
+        res = lowrank.CURResult(*(np.asarray(x.compute() if hasattr(x, "compute") else x)
+                                  for x in res[:5]), res.rank, res.error)
+        true = _true_cur(As, res)
+    else:
+        interp = res.interp.compute() if hasattr(res.interp, "compute") else res.interp
+        res = lowrank.IDResult(np.asarray(res.skeleton), np.asarray(interp), res.rank, res.error,
+                               res.axis)
+        true = _true_id(As, res)
+    _check(true, res, tol, e, f"dask {fn} {method} {chunks}")
