@@ -127,6 +127,14 @@ class Backend:
         ``w``), or None when the Gram matrix is not numerically positive definite."""
         raise NotImplementedError
 
+    def gram_pivots(self, a, level):
+        """``(perm, r)``: the diagonal pivot order of a Cholesky factorization of the Gram matrix
+        ``a^H a`` (greedy: each step takes the largest remaining diagonal entry of the Schur
+        complement), stopped once that entry is at most ``level`` after r steps: the order of
+        column-pivoted QR of ``a``, stopped by its largest residual column norm. None where the
+        backend has no such routine (the caller then factors ``a`` itself)."""
+        return None
+
     def cholesky(self, g):
         """Upper-triangular R with ``g = R^H R`` for a Hermitian positive definite ``g`` (one
         triangle of ``g`` is read), or None when ``g`` is not numerically positive definite."""

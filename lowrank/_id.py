@@ -60,6 +60,11 @@ class Problem:
     #: the operand of A as the caller gave it (for the skeleton matrices returned).
     scale: float = 1.0
     source: Any = None
+    #: The column rule (tolerance mode of :mod:`lowrank.interpolative`): when set, ``tol`` means
+    #: ``max_j ||a_j - A_S x_j||_2 <= tol * c`` with ``c^2 = column_rule`` (the largest squared
+    #: column norm, in the units of ``op``), SciPy's rule, instead of the relative Frobenius error.
+    #: The methods ``"lupp"`` and ``"qr"`` and the optimal solve select by it.
+    column_rule: float | None = None
 
     @property
     def m(self) -> int:
@@ -105,6 +110,15 @@ class Problem:
         """The certified relative error of the column ID ``A ~ A[:, S] @ X``."""
         return self.certified(err2, lambda: self.op.residual_sqnorm(self.op.columns(S), X))
 
+    def meets(self, col2, t: float) -> bool:
+        """Whether squared residual column norms ``col2`` (exact, or estimates from a sketch)
+        meet the tolerance ``t``: their sum at most ``t^2 ||A||_F^2``, or under the column rule
+        their largest at most ``t^2 c^2``."""
+        xp = self.xp
+        if self.column_rule is None:
+            return float(xp.sum(as_float64(xp, col2))) <= t**2 * self.normA2
+        return col2.shape[0] == 0 or float(xp.max(col2)) <= t**2 * self.column_rule
+
 
 @dataclass
 class Skeleton:
@@ -125,6 +139,8 @@ class Skeleton:
     candidates: int = field(default=-1)
     #: ``(k, X, error)`` of the optimal solve where the method ran it already (a tolerance check)
     solved: Any = None
+    #: The R factor of a QR of A itself (``exact``), for the column rule's per-column residuals
+    R: Any = None
 
     def __post_init__(self):
         if self.candidates < 0:
@@ -199,22 +215,38 @@ class SketchCPQR:
         t = tol
         while True:
             sk, R = self._skeleton(P, Y, 0)
-            tails = tail_sums(xp, row_sqnorms(xp, R))
-            j = count(xp, tails > t**2 * tails[0])
+            if P.column_rule is None:
+                tails = tail_sums(xp, row_sqnorms(xp, R))
+                j = count(xp, tails > t**2 * tails[0])
+            else:
+                # the sketch's residual columns after i pivots estimate (l / l0) (l - i) / l
+                # times A's (i of its l degrees of freedom fitted), so a quarter of the rows
+                # stay spare
+                j = min(_column_rule_rank(P, R, t, scale=l / l0, fitted=l), R.shape[0])
+                p = max(p, l // 4)
             if j + p > l and l < P.m:  # too few rows to trust: double the sketch
                 extra = min(l, P.m - l)
                 Y = xp.concat([Y, P.sketch_rows(extra) * math.sqrt(extra / l0)], axis=0)
                 l += extra
                 continue
+            if P.column_rule is not None and not P.own_rank:
+                # the optimal solve selects by the exact residual columns: candidates to spare
+                sk.k, sk.candidates = j, min(j + max(p, j // 4), R.shape[0])
+                return sk
             Z = P.sketch_rows(b)  # fresh: independent of the pivots and the interpolation
             # ||Z_rest - Z_S T||_F^2, an unbiased estimate of the ID's squared error (fused on GPU)
-            est2 = float(xp.sum(be.residual_col_sqnorms(Z, sk.perm[:j], sk.perm[j:], sk.sketch_T(j))))
-            if est2 <= thr2 or j >= kmax or not math.isfinite(est2):  # (NaN only unchecked input)
+            col2 = be.residual_col_sqnorms(Z, sk.perm[:j], sk.perm[j:], sk.sketch_T(j))
+            est2 = float(xp.sum(col2))
+            met = est2 <= thr2 if P.column_rule is None else P.meets(col2, tol)
+            if met or j >= kmax or not math.isfinite(est2):  # (NaN only unchecked input)
                 sk.k = j
                 sk.estimate = relative(est2, P.normA2)
                 sk.candidates = min(j + p, R.shape[0])
                 return sk
-            t *= min(0.5, math.sqrt(thr2 / est2))
+            if P.column_rule is None:
+                t *= min(0.5, math.sqrt(thr2 / est2))
+            else:
+                t *= min(0.5, math.sqrt(tol**2 * P.column_rule / float(xp.max(col2))))
             if l < P.m:
                 extra = min(b, P.m - l)
                 Y = xp.concat([Y, Z[:extra, :] * math.sqrt(b / l0)], axis=0)
@@ -238,7 +270,7 @@ class PivotedQR:
         def sketch_T(j):
             return solve_upper(P.be, P.xp, R[:j, :j], R[:j, j:])
 
-        return Skeleton(perm, 0, sketch_T, None, None, exact=True), tails
+        return Skeleton(perm, 0, sketch_T, None, None, exact=True, R=R), tails
 
     def fixed(self, P: Problem, k: int) -> Skeleton:
         sk, tails = self._skeleton(P)
@@ -247,11 +279,48 @@ class PivotedQR:
         return sk
 
     def adaptive(self, P: Problem, tol: float) -> Skeleton:
+        if P.column_rule is not None:
+            sk = _gram_pivots(P, tol)
+            if sk is not None:
+                return sk
         sk, tails = self._skeleton(P)
-        k = count(P.xp, tails > tol**2 * tails[0])
+        if P.column_rule is None:
+            k = count(P.xp, tails > tol**2 * tails[0])
+        else:  # column j's residual after i pivots: ||R[i:, j]||, exact
+            k = _column_rule_rank(P, sk.R, tol)
         sk.k = sk.candidates = k
         sk.estimate = relative(float(tails[k]), float(tails[0]))
         return sk
+
+
+#: The column rule's ``tol`` down to which :func:`_gram_pivots` pivots on the Gram matrix: its
+#: residual diagonal rounds like ``n eps c^2``, far below ``tol^2 c^2 = 1e-10 c^2`` in double
+#: precision.
+GRAM_RULE_TOL = 1e-5
+
+#: The share of ``tol`` the Gram pivots go down to: greedy pivots to spare for the optimal
+#: solve, which takes the shortest prefix meeting ``tol`` by exact residual columns.
+GRAM_RULE_MARGIN = 0.8
+
+
+def _gram_pivots(P: Problem, tol):
+    """The pivot order of column-pivoted QR of A under the column rule, stopped near the rank it
+    needs, by pivoted Cholesky of ``A^H A`` (BLAS-3: ``m n^2`` flops for the Gram matrix and
+    ``n^2 r`` for r pivots, where LAPACK's geqp3 factors A whole, ``2 m n min(m, n)``, half of it
+    matrix-vector work); the candidates go to the optimal solve. None (geqp3 then) in single
+    precision, below :data:`GRAM_RULE_TOL`, for matrices with more than twice as many columns as
+    rows (the Gram matrix would cost more than the QR), or where the backend cannot."""
+    xp, be = P.xp, P.be
+    if tol < GRAM_RULE_TOL or P.n > 2 * P.m or P.eps > 1e-10:
+        return None
+    A = P.op.dense()
+    out = be.gram_pivots(A, (GRAM_RULE_MARGIN * tol) ** 2 * P.column_rule)
+    if out is None:
+        return None
+    perm, r = out
+    perm = xp.asarray(perm, device=P.device)
+    K = max(1, min(r, P.m, P.n))
+    return Skeleton(perm, K, candidates=K)
 
 
 METHODS: dict[str, Any] = {m.name: m for m in (SketchLUPP(), SketchCPQR(), PivotedQR())}
@@ -283,6 +352,10 @@ def _blocked_lupp(P: Problem, tol: float) -> Skeleton:
     n, kmax, b = P.n, min(P.m, P.n), P.block_size
     dtype, dev = P.dtype, P.device
     thr2 = tol**2 * P.normA2
+
+    def met(E, e2):  # E: the residual sketch, a row per column of A; e2 its squared norm
+        return e2 <= thr2 if P.column_rule is None else P.meets(row_sqnorms(xp, E), tol)
+
     perm = xp.arange(n, device=dev)
     cap = min(kmax, 2 * b)
     Lt = xp.zeros((cap, n), dtype=dtype, device=dev)
@@ -308,7 +381,7 @@ def _blocked_lupp(P: Problem, tol: float) -> Skeleton:
         rest = perm[k:]
         Er = xp.take(E, rest, axis=0)
         est2 = sqnorm(xp, Er)
-        if est2 <= thr2 or k >= kmax:
+        if met(Er, est2) or k >= kmax:
             break
         slow = slow + 1 if est2 > STALL * prev2 else 0
         if not P.own_rank and k >= 2 * checked and slow >= STALL_BLOCKS:
@@ -336,8 +409,8 @@ def _blocked_lupp(P: Problem, tol: float) -> Skeleton:
         last = bb
 
     factored = k
-    if k and last and est2 <= thr2 and P.own_rank:
-        k, est2 = _trim_last_block(xp, be, Z, Lt, U12, perm, k - last, k, thr2)
+    if k and last and met(Er, est2) and P.own_rank:
+        k, est2 = _trim_last_block(xp, be, Z, Lt, U12, perm, k - last, k, met)
 
     def sketch_T(j):
         L21t = xp.take(Lt[:j, :], perm[j:], axis=1)
@@ -384,8 +457,8 @@ def padded(xp, a, shape):
     return out
 
 
-def _trim_last_block(xp, be, Z, Lt, U12, perm, k0, k, thr2):
-    """Smallest rank in (k0, k] whose Schur estimate (same fresh sketch Z) meets ``thr2``.
+def _trim_last_block(xp, be, Z, Lt, U12, perm, k0, k, met):
+    """Smallest rank in (k0, k] whose Schur estimate (same fresh sketch Z) is ``met``.
 
     Removing the pivots' contributions one at a time from the rank-k0 Schur complement costs
     O(n b^2) in all; the estimate at rank k is the one that already met ``thr2``.
@@ -396,7 +469,7 @@ def _trim_last_block(xp, be, Z, Lt, U12, perm, k0, k, thr2):
     for j in range(1, k - k0 + 1):
         R = R - Lb[:, j - 1 : j] * U12[k0 + j - 1 : k0 + j, :]
         e2 = sqnorm(xp, R[j:, :])
-        if e2 <= thr2:
+        if met(R[j:, :], e2):
             return k0 + j, e2
     return k, e2
 
@@ -442,7 +515,7 @@ def _full_rank(P: Problem, method, interp, tol):
     a ``ValueError`` if even that misses ``tol`` (never a missed tol returned quietly)."""
     P.keep_sketch = True
     out = _interpolate(P, method.fixed(P, min(P.m, P.n)), interp, None)
-    if out[3] is not None and out[3] > tol:
+    if out[3] is not None and out[3] > tol and P.column_rule is None:
         raise ValueError(f"could not certify tol={tol:g}: even the full-rank ID errs by "
                          f"{out[3]:.3g} in this precision; use a larger tol")
     return out
@@ -463,7 +536,7 @@ def _interpolate(P: Problem, sk: Skeleton, interp: str, tol):
     if sk.exact:  # a partial QR of A itself: its own interpolation is the optimal one
         X = assemble_interp(xp, sk.perm, k, sk.sketch_T(k), P.dtype)
         error = P.id_error(sk.perm[:k], X, sk.estimate**2 * P.normA2)
-        if tol is not None and error > tol:
+        if tol is not None and P.column_rule is None and error > tol:
             return None
         return sk.perm, X, k, error
     if interp == "sketch":
@@ -510,7 +583,8 @@ def _optimal(P: Problem, sk: Skeleton, tol):
             return out
     YS = None if sk.Y is None else xp.take(sk.Y, S, axis=1)
     exact_tails = tol is not None and tol**2 < resolution_level(P.eps)
-    wide = WIDE_SKELETON * K >= P.n and op.cheap_columns and not exact_tails
+    rule = tol is not None and P.column_rule is not None
+    wide = WIDE_SKELETON * K >= P.n and op.cheap_columns and not exact_tails and not rule
     if wide:
         # Q^H A is R on the skeleton's own columns: only the other n - K columns go through the
         # product, and only the n - k columns outside the chosen skeleton through the solve
@@ -526,7 +600,12 @@ def _optimal(P: Problem, sk: Skeleton, tol):
     else:
         err2 = P.normA2 - _cumsum0(xp, kept2)  # K + 1 values, non-increasing
         level = None if tol is None else selection_level(tol, P.eps) * P.normA2
-    k = K if tol is None else count(xp, err2 > level)
+    if rule:  # column j's residual after i pivots: base_j + sum_{t >= i} |B[t, j]|^2
+        base = (op.column_residuals(Q, B) if exact_tails
+                else xp.clip(as_float64(xp, op.col_sqnorms()) - _col_sums(xp, B), 0.0, None))
+        k = _column_rule_rank(P, B, tol, base)
+    else:
+        k = K if tol is None else count(xp, err2 > level)
     if k > K:
         return None
     while True:
@@ -536,7 +615,7 @@ def _optimal(P: Problem, sk: Skeleton, tol):
         else:
             X = be.identity_at(solve_upper(be, xp, R[:k, :k], B[:k, :]), S[:k])
         error = P.certified(float(err2[k]), lambda: op.residual_sqnorm(C[:, :k], X))  # noqa: B023
-        if tol is None or error <= tol:
+        if tol is None or rule or error <= tol:
             return k, X, error
         if k == K:
             return None
@@ -583,6 +662,33 @@ def _gram_route(P: Problem, C, S):
         return None
     X = be.identity_at(be.upper_matmul(Rinv, B, overwrite_b=True), S)
     return S.shape[0], X, P.certified(err2, lambda: op.residual_sqnorm(C, X))
+
+
+def _col_sums(xp, W):
+    """``sum_t |W[t, j]|^2`` per column, in double precision."""
+    return xp.sum(as_float64(xp, xp.abs(W) ** 2), axis=0)
+
+
+def _column_rule_rank(P: Problem, W, tol, base=None, scale=1.0, fitted=None) -> int:
+    """The smallest i in 0..K whose squared residual columns ``base_j + sum_{t >= i} |W[t, j]|^2``
+    (W is K x n: the rows of a triangular factor, or of ``Q^H A``, in pivot order) are all at
+    most ``tol^2 c^2 scale`` (:attr:`Problem.column_rule`); K + 1 if even i = K misses it. The largest
+    residual column never grows with i, so this is the count of the prefixes that miss. With
+    ``fitted = l`` (W from an l-row sketch) the residuals after i pivots are first scaled by
+    ``l / (l - i)``, the share of the sketch's degrees of freedom they left unfitted."""
+    xp = P.xp
+    w2 = as_float64(xp, xp.abs(W) ** 2)
+    zero = xp.zeros((1, w2.shape[1]), dtype=w2.dtype, device=w2.device)
+    res = xp.flip(xp.cumulative_sum(xp.flip(xp.concat([w2, zero], axis=0), axis=0), axis=0),
+                  axis=0)
+    if base is not None:
+        res = res + base
+    worst = xp.max(res, axis=1)
+    if fitted is not None:
+        i = xp.arange(worst.shape[0], dtype=worst.dtype, device=worst.device)
+        worst = worst * (fitted / xp.maximum(fitted - i, xp.ones_like(i)))
+    ok = worst <= tol**2 * P.column_rule * scale  # the first prefix that meets it
+    return int(xp.argmax(xp.astype(ok, xp.int32))) if count(xp, ok) else worst.shape[0]
 
 
 def prefix_rank(xp, err2, total2, tol, k_method, dtype):

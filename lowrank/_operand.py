@@ -317,7 +317,9 @@ class OperatorOperand(Operand):
         Y = np.asarray(f(np.asarray(X)))
         rows = self.op.shape[1] if adjoint else self.op.shape[0]
         Y = Y.reshape(rows, -1) if Y.ndim == 1 else Y
-        Y = Y.astype(self.dtype, copy=False) if Y.dtype != self.dtype else Y
+        # our dtype, or complex where X is (a real operator applied to a complex block)
+        dtype = np.result_type(self.dtype, getattr(X, "dtype", self.dtype))
+        Y = Y.astype(dtype, copy=False) if Y.dtype != dtype else Y
         return Y * self.factor if self.factor != 1.0 else Y
 
     def matmat(self, X):

@@ -2,8 +2,8 @@
 
 An *operator* applies ``A`` and ``A^H`` to blocks of vectors (``matmat``/``rmatmat``), so the same
 code serves an operand of any kind (:mod:`lowrank._operand`: a dense array of any array-API
-library, products through its backend) and a ``scipy.sparse.linalg.LinearOperator`` (products
-through its ``matmat``/``rmatmat``, NumPy only).
+library, a sparse matrix, or a ``scipy.sparse.linalg.LinearOperator`` through its
+``matmat``/``rmatmat``).
 Every estimate works on blocks of vectors, never one vector at a time: a block costs one pass
 over ``A`` like a single vector does, and converges much faster.
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from ._linalg import count, ctranspose, real_dtype
+from ._linalg import count, real_dtype
 
 #: Vectors per block of the power method: the Ritz value of a block of b vectors converges like
 #: ``(sigma_{b+1} / sigma_1)^(2 its)`` instead of ``(sigma_2 / sigma_1)^(2 its)``, at the same
@@ -44,49 +44,6 @@ class DifferenceOperator:
 
     def rmatmat(self, X):
         return self.A.rmatmat(X) - self.B.rmatmat(X)
-
-
-class LinearOperatorAdapter:
-    """A ``scipy.sparse.linalg.LinearOperator`` (NumPy) as an operator: blocks through its
-    ``matmat`` and ``rmatmat`` (which fall back to one ``matvec``/``rmatvec`` per column only when
-    the operator defines nothing better)."""
-
-    def __init__(self, op):
-        import numpy as np
-        from array_api_compat import numpy as np_compat
-
-        from .backends import backend_for
-
-        self.op = op
-        self.np = np
-        self.xp = np_compat
-        self.be = backend_for(np_compat)
-        self.shape = tuple(int(s) for s in op.shape)
-        self.dtype = np.dtype(op.dtype)
-        self.device = "cpu"
-
-    def _out(self, Y, rows):
-        Y = self.np.asarray(Y)
-        if Y.ndim == 1:
-            Y = Y.reshape(rows, -1)
-        return Y if Y.dtype == self.dtype else Y.astype(self.np.result_type(Y.dtype, self.dtype))
-
-    def matmat(self, X):
-        return self._out(self.op.matmat(X), self.shape[0])
-
-    def rmatmat(self, X):
-        return self._out(self.op.rmatmat(X), self.shape[1])
-
-    def sketch_rows(self, rng, l, kind="gaussian"):
-        """``Omega @ A = (A^H Omega^T)^H`` for a real Gaussian l x m ``Omega`` (one ``rmatmat``)."""
-        m = self.shape[0]
-        omega = self.be.standard_normal(rng, (m, l), self.np.float64, scale=1.0 / math.sqrt(l))
-        return ctranspose(self.xp, self.rmatmat(omega.astype(self.dtype, copy=False)))
-
-    def rows(self):
-        """A itself, m x n, from ``rmatmat`` of the identity (for small m)."""
-        eye = self.np.eye(self.shape[0], dtype=self.dtype)
-        return ctranspose(self.xp, self.rmatmat(eye))
 
 
 def gaussian_block(op, rng, rows, cols):

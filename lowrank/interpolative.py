@@ -32,7 +32,7 @@ Build a matrix of low numerical rank, the Hilbert matrix, and view it as an oper
 
 >>> k, idx, proj = sli.interp_decomp(A, 1e-8, rng=0)
 >>> k, idx.shape, proj.shape
-(13, (500,), (13, 487))
+(14, (500,), (14, 486))
 
 *An ID of a fixed rank* ``k >= 1`` returns the index array and the coefficients:
 
@@ -90,47 +90,57 @@ Which inputs each function accepts
 
 What ``eps`` means
 ------------------
-SciPy's precision ``eps`` is not a relative Frobenius tolerance. SciPy pivots greedily (QR with
-column pivoting; for ``rand=True`` on a subsampled randomized Fourier sketch of A, whose leading
-rows it keeps) and stops as soon as the largest residual column is at most ``eps`` times the
-largest column: ``max_j ||a_j - B p_j|| <= eps * c_max``, ``c_max = max_j ||a_j||``. lowrank
-runs its relative Frobenius tolerance mode, ``||A - B P||_F <= tol * ||A||_F``, with::
+SciPy's rule, applied as SciPy states it: the rank is the smallest k whose ID leaves no residual
+column larger than ``eps`` times the largest column,
 
-    rand=True (default):  tol = eps * c_max * sqrt(n) / ||A||_F     (>= eps)
-    rand=False:           tol = eps
+    ``max_j ||a_j - B p_j||_2 <= eps * c_max``,   ``c_max = max_j ||a_j||_2``.
 
-The first is SciPy's rule summed over all n columns (``||A - B P||_F <= eps * c_max * sqrt(n)``
-when every residual column sits at SciPy's threshold); the second asks the root-mean-square
-residual column to be ``eps`` times the root-mean-square column. Measured
-(``bench/bench_interpolative.py``: Hilbert, Haar-random and column-scaled matrices at ``eps`` =
-1e-3, 1e-6, 1e-9), they reproduce the ranks of SciPy's two modes, which differ by 5 to 15 % from
-each other: ``rand=True`` within -6..+7 of SciPy's ``rand=True`` ranks (at most 9 % above),
-relative 2-norm errors 2 to 13 times ``eps`` (SciPy: 3 to 22); ``rand=False`` within -1..+2 of
-SciPy's ``rand=False`` ranks, errors 0.1 to 1.2 times ``eps`` (SciPy: 0.9 to 5.5). ``eps = 0``
-gives full rank ``min(m, n)``; ``eps < 0`` is a ``ValueError``.
+It is not a relative Frobenius tolerance (that is :func:`lowrank.column_id`'s ``tol``): every
+column may sit at the threshold, so the relative 2-norm error of the ID can exceed ``eps`` (up to
+``sqrt(n) eps``); it is typically a few times ``eps``, as in SciPy. ``eps = 0`` gives full rank
+``min(m, n)``; ``eps < 0`` is a ``ValueError``; below ``512 * 2.2e-16`` it is taken as that
+(a smaller residual column cannot be told from rounding).
 
-How: ``rand=False`` is :func:`lowrank.column_id` with ``method="qr"`` (exact error).
-``rand=True`` on a matrix of more than 320 rows takes one sparse-sign sketch ``Y = Omega A`` of
-320 rows (4 nonzeros per column of ``Omega``; doubled while needed), pivots it by LU with
-partial pivoting, reads the residual of every prefix of the pivots off the factors (scaled by
-``l / (l - j)``, which makes the residual of a j-column skeleton in an l-row sketch an unbiased
-estimate of the true one), takes the smallest rank that meets ``tol`` with at least a quarter of
-the sketch rows to spare, and interpolates by least squares on the whole sketch (within about
-``sqrt(l / (l - k)) <= 2`` of the best interpolation for that skeleton): one pass over A.
-``c_max`` and ``||A||_F`` come from the sketch's column norms there, as in SciPy's randomized
-path. Smaller matrices go through :func:`lowrank.column_id` (``method="lupp"``, exact error); a
-LinearOperator through the same sketch (Gaussian, by one ``rmatmat``), or through A itself
-(``rmatmat`` of the identity) once the sketch would need half its rows.
+How
+---
+Every mode runs lowrank's own ID code (the one that serves :func:`lowrank.column_id`), with
+SciPy's rule in place of the Frobenius tolerance:
+
+- ``rand=True``, an array: a sparse-sign sketch ``Y = Omega A`` (64 rows a block, doubled while
+  the rank leaves fewer than a quarter of its rows spare) pivoted by column-pivoted QR (geqp3)
+  chooses the candidate skeleton; its residual columns after i pivots, scaled by ``l / (l - i)``
+  (the share of the sketch's degrees of freedom the fit left), estimate the rank. Then the
+  optimal interpolation ``A_S^+ A`` (a QR of the candidate columns, one more pass over A) gives
+  every candidate prefix's residual columns *exactly*, and the shortest prefix that meets the
+  rule is returned: the rule is met, not estimated (SciPy's randomized mode reads it off its
+  sketch and often misses it: relative errors up to 1.3 on a matrix with spread column norms).
+- ``rand=False``: the deterministic greedy column-pivoted QR order of A, SciPy's own, stopped by
+  the rule. Where ``eps >= 1e-5`` and A has at most twice as many columns as rows, the order comes
+  from the pivoted Cholesky factorization of the Gram matrix ``A^H A`` (LAPACK's pstrf on a syrk
+  product: BLAS-3 work, stopped near the rank needed, where SciPy's QR runs matrix-vector steps);
+  otherwise from geqp3 of A whole. The optimal interpolation then picks the shortest prefix
+  meeting the rule from exact residual columns. Rank and skeleton are SciPy's, up to a pivot
+  where rounding breaks a near tie.
+- a LinearOperator (always randomized): ``||A||_F`` and ``c_max`` estimated from a Gaussian
+  sketch of 64 rows (one ``rmatmat``), then the sketch pivoted as above, the rank confirmed on
+  fresh sketch rows, and least squares on the whole sketch (no pass over A's columns: an
+  operator's columns cost one product each).
+- fixed rank ``k``: the sketch (``k + 10`` rows) pivoted by column-pivoted QR, then the optimal
+  interpolation (``rand=True``); geqp3 of A itself (``rand=False``); for a LinearOperator a
+  Gaussian sketch of ``2k + 10`` rows and least squares on it (within about ``sqrt(2)`` of the
+  optimal interpolation).
 
 Differences from SciPy
 ----------------------
 - ``interp_decomp(A, k)`` and ``svd(A, k)`` with ``k > min(m, n)`` raise ``ValueError`` (SciPy
   crashes or returns garbage); NaN or Inf in A, and empty matrices, raise ``ValueError``.
-- ``rand=True`` in fixed-rank mode is randomized (a sparse-sign sketch and LU with partial
-  pivoting choose the skeleton, then the optimal interpolation ``A[:, S]^+ A``); in SciPy it
-  silently runs the deterministic algorithm.
-- ``idx`` lists the skeleton first, in pivot order, then the other columns (in increasing order
-  where :func:`lowrank.column_id` computed the ID, else in the order the pivoting left them);
+- ``rand=True`` in fixed-rank mode is randomized (a sparse-sign sketch and column-pivoted QR
+  choose the skeleton, then the optimal interpolation ``A[:, S]^+ A``); in SciPy it silently
+  runs the deterministic algorithm.
+- In eps mode an array's ID meets the rule for certain (its residual columns are computed);
+  SciPy's randomized mode estimates them on its sketch, so lowrank's ranks there are often a few
+  columns larger than SciPy's, with errors several times smaller.
+- ``idx`` lists the skeleton first, in pivot order, then the other columns in increasing order;
   any permutation with the skeleton first is a valid ID.
 - ``estimate_rank`` counts the singular values above ``eps * ||A||_2`` (estimated), for arrays
   and operators alike; SciPy's estimate for arrays typically exceeds that by about 8.
@@ -149,12 +159,11 @@ from typing import Any, overload
 import array_api_compat
 import numpy as np
 
-from . import _spectral
-from ._api import column_id
-from ._contract import tol_floor
-from ._linalg import col_sqnorms, count, ctranspose, row_sqnorms, solve_upper, tail_sums
+from . import _id, _spectral
+from ._contract import prepare, tol_floor
+from ._linalg import col_sqnorms, ctranspose
 from ._namespace import resolve
-from ._operand import DenseOperand
+from ._operand import DenseOperand, make_operand
 from ._results import scipy_form
 from ._typing import RNG, Array, Float, Int
 
@@ -178,26 +187,14 @@ def __dir__():
 _DTYPE_ERROR = "invalid input dtype (input must be float64 or complex128)"
 _TYPE_ERROR = "invalid input type (must be array or LinearOperator)"
 
-#: The sketch of the randomized paths: sparse sign (8 nonzeros of +-1/sqrt(8) per column), whose
-#: cost on a dense matrix does not grow with the number of rows; on 2000 x 2000 it takes 12 ms
-#: for 64 to 512 rows, against 24 ms for a 256-row Gaussian sketch (one thread).
+#: The sketch of the randomized paths on arrays: sparse sign (8 nonzeros of +-1/sqrt(8) per
+#: column), whose cost on a dense matrix does not grow with the number of rows; on 2000 x 2000 it
+#: takes 12 ms for 64 to 512 rows, against 24 ms for a 256-row Gaussian sketch (one thread).
 _SKETCH = "sparse_sign"
 
-#: Nonzeros per column of the one-pass tolerance mode's sparse-sign sketch. Its cost is
-#: proportional to them (on 2000 x 2000: 13 ms with 8, 7 ms with 4, one thread), and with the
-#: sketch's rows to spare, 4 gave the ranks and errors of 8 on every test matrix measured (Haar
-#: products, Hilbert, sparse non-negative, heavy rows; 4 seeds each).
-_TOL_NNZ = 4
-
-#: Rows of the first sketch in tolerance mode (doubled while the rank found leaves fewer than a
-#: quarter of them to spare); matrices with at most this many rows use lowrank.column_id.
-_TOL_ROWS = 320
-
-
-def _spare(l: int) -> int:
-    """Sketch rows that must remain beyond the rank: the least-squares interpolation on an l-row
-    sketch is then within ``sqrt(l / (l - k)) <= 2`` of the best one for the same skeleton."""
-    return max(10, l // 4)
+#: Rows of each sketch block of the tolerance mode (the adaptive blocked LUPP grows the skeleton
+#: this many columns at a time, and estimates the residual columns on as many fresh rows).
+_BLOCK = 64
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,7 +247,7 @@ def _source(A):
         return DenseOperand(xp, be, A)
     if _is_operator(A):
         _check_shape(A.shape)
-        return _spectral.LinearOperatorAdapter(A)
+        return _linear_operator(A)
     raise TypeError(_TYPE_ERROR)
 
 
@@ -268,7 +265,16 @@ def _norm_source(A, name="A"):
 
     op = aslinearoperator(A)
     _check_dtype(op, name)
-    return _spectral.LinearOperatorAdapter(op)
+    return _linear_operator(op)
+
+
+def _linear_operator(op):
+    """The operand of a LinearOperator (NumPy; products through ``matmat``/``rmatmat``)."""
+    from array_api_compat import numpy as np_compat
+
+    from .backends import backend_for
+
+    return make_operand(np_compat, backend_for(np_compat), op, "operator")
 
 
 def _generator(be, rng):
@@ -298,237 +304,86 @@ def _rank(value, m, n) -> int:
     return k
 
 
-def _finite_column_sqnorms(op):
-    xp = op.xp
-    c2 = col_sqnorms(xp, op.A)
-    total = float(xp.sum(c2))
-    if not math.isfinite(total) and not bool(xp.all(xp.isfinite(op.A))):
-        raise ValueError("A must not contain NaN or Inf")
-    return c2, total
-
-
 # ---------------------------------------------------------------------------------------------
-# IDs in SciPy's form: (idx, proj) with idx a permutation, skeleton first
+# IDs in SciPy's form, on lowrank's one ID path (lowrank._id): (idx, proj), skeleton first
 
 
-class _PivotedSketch:
-    """An l x n sketch Y pivoted by LU with partial pivoting, with the least-squares
-    interpolation and the residual of every prefix of its pivots, read off the factors.
-
-    With ``Y[:, perm]^T = L U`` (getrf of ``Y^T``), ``Y[:, perm] = U^T L^T``; the R factor
-    ``R_u`` of the small kk x kk QR of ``U^T`` gives the R factor of the pivoted sketch,
-    ``R = R_u L^T``, without a QR of the wide sketch (measured at 256 x 2000: a Householder QR
-    of Y takes 43 ms, getrf 3 ms). For a skeleton of the first k pivots:
-
-    * the least-squares interpolation on all l rows, ``T = R[:k, :k]^{-1} R[:k, k:]``, is
-      ``L11^{-T} (L21^T + R_u11^{-1} R_u12 L22^T)``: one unit-triangular solve, no product with the
-      whole of ``L^T``;
-    * the squared sketched residual is ``tails[j] = ||R[j:, :]||_F^2``, a sum over the bottom rows
-      of R only, computed in blocks from the bottom up and only as far as the rank search needs.
-    """
-
-    BLOCK = 32
-
-    def __init__(self, xp, be, Y):
-        self.xp, self.be = xp, be
-        self.l, self.n = Y.shape
-        LU, perm = be.lu(Y.T)  # n x l
-        self.kk = kk = min(self.n, self.l)
-        self.LU, self.perm = LU, xp.astype(perm, xp.int64)
-        self.Ru = be.qr_r(xp.triu(LU[:kk, :]).T)  # plain transposes, also for complex
-        L11t = (xp.tril(LU[:kk, :kk], k=-1) + xp.eye(kk, dtype=LU.dtype, device=LU.device)).T
-        # L^T, kk x n, one contiguous copy: its row blocks feed the products below unchanged.
-        self.Lt = xp.concat([L11t, LU[kk:, :kk].T], axis=1) if self.n > kk else L11t
-
-    def rows_sqnorms(self, s, e):
-        """Squared norms of rows s..e-1 of ``R = R_u L^T`` (its columns before s are zero)."""
-        return row_sqnorms(self.xp, self.be.matmul(self.Ru[s:e, s:], self.Lt[s:, :]))
-
-    def interpolation(self, k):
-        """``T`` (k x (n - k)), the least-squares interpolation of the first k pivots."""
-        xp, be = self.xp, self.be
-        M = solve_upper(be, xp, self.Ru[:k, :k], self.Ru[:k, k:])  # k x (kk - k)
-        rhs = self.Lt[:k, k:]
-        if k < self.kk:
-            rhs = rhs + be.matmul(M, self.Lt[k:, :])[:, k:]
-        return be.solve_triangular(self.LU[:k, :k], rhs, lower=True, unit_diagonal=True,
-                                   transpose=True)
-
-    def first_meeting(self, thr, jmax):
-        """The smallest j in [1, jmax] whose estimate ``tails[j] * l / (l - j)`` is at most thr,
-        scanning from the bottom up and stopping at the first block with an estimate above thr
-        (the estimates fall with j over the admissible range); None if j = jmax misses it."""
-        xp, l, kk = self.xp, self.l, self.kk
-        acc, found, e = 0.0, None, kk
-        while e > 0:
-            s = max(0, e - self.BLOCK)
-            r2 = self.rows_sqnorms(s, e)
-            tails = xp.flip(xp.cumulative_sum(xp.flip(r2, axis=0)), axis=0) + acc  # j = s..e-1
-            acc = float(tails[0])
-            j = xp.arange(s, e, dtype=tails.dtype, device=tails.device)
-            est = tails * (l / xp.maximum(l - j, xp.ones_like(j)))
-            ok = (est <= thr) & (j >= 1) & (j <= jmax)
-            hit = _first(self.xp, ok)
-            if hit is not None:
-                found = s + hit
-            if e - 1 <= jmax and count(xp, (est > thr) & (j <= jmax)) > 0:
-                break
-            e = s
-        if found is None and jmax >= kk:  # j = kk: nothing left
-            found = kk if kk >= 1 else None
-        return found
+def _problem(op, gen, rand):
+    """The column-ID problem of ``op`` with the drop-in's choices (see "How" in the module
+    docstring): an array through lowrank's front door (power-of-two rescaling, NaN/Inf refused);
+    an operator as it is, its norms estimated from sketches where needed (one pass over A by
+    products costs as many products as A has columns)."""
+    if op.kind != "dense":
+        return _id.Problem(op.xp, op.be, op, gen, "gaussian", block_size=_BLOCK)
+    try:
+        scaled, scale, normA2 = prepare(op)
+    except ValueError:
+        raise ValueError("A must not contain NaN or Inf") from None
+    P = _id.Problem(op.xp, op.be, scaled, gen, _SKETCH if rand else "gaussian",
+                    block_size=_BLOCK, scale=scale, source=op)
+    P.normA2 = normA2
+    return P
 
 
-def _first(xp, mask) -> int | None:
-    """Index of the first true entry, or None."""
-    if count(xp, mask) == 0:
-        return None
-    return int(xp.argmax(xp.astype(mask, xp.int32)))
-
-
-def _exact_id(xp, be, A, thr=None, k=None):
-    """ID of A itself (rows small enough to take whole) by column-pivoted QR: rank k given, or the
-    smallest k >= 1 whose residual ``||R[k:, :]||_F^2`` is at most thr (exact, no sketch)."""
-    R, perm = be.qr_pivoted(A)
-    if k is None:
-        tails = tail_sums(xp, row_sqnorms(xp, R))
-        j = xp.arange(tails.shape[0], device=tails.device)
-        k = _first(xp, (tails <= thr) & (j >= 1))
-    return k, xp.astype(perm, xp.int64), solve_upper(be, xp, R[:k, :k], R[:k, k:])
-
-
-def _id_from_rows(xp, be, Y, eps, c2max, exact):
-    """Tolerance-mode ID from the sketch Y, or None when Y is too small to show the rank.
-
-    The threshold is ``tol^2 ||A||_F^2 = eps^2 n c_max^2``. A j-column skeleton's squared
-    residual in an l-row sketch, ``tails[j]``, is about ``(l - j) / l`` of the true one
-    (exactly so in expectation for a Gaussian sketch: fitting j columns removes j of the l
-    degrees of freedom), so ``tails[j] * l / (l - j)`` estimates the error of the best
-    interpolation on that skeleton; with ``exact`` (Y is A itself) the error is exact. The rank
-    must leave ``_spare(l)`` sketch rows.
-    """
-    l, n = Y.shape
-    thr = eps * eps * n * c2max
-    if exact:
-        return _exact_id(xp, be, Y, thr=thr)
-    sk = _PivotedSketch(xp, be, Y)
-    k = sk.first_meeting(thr, min(sk.kk, l - _spare(l)))
-    if k is None:
-        return None
-    return k, sk.perm, sk.interpolation(k)
-
-
-def _more_rows(xp, Y, new):
-    """Stack two independent sketches, each with ``E[Omega^T Omega] = I``, into one with the
-    same property (weights ``sqrt(l_i / l)``)."""
-    l1, l2 = Y.shape[0], new.shape[0]
-    return xp.concat([Y * math.sqrt(l1 / (l1 + l2)), new * math.sqrt(l2 / (l1 + l2))], axis=0)
-
-
-def _array_tol(op, eps, rand, gen):
-    xp, A = op.xp, op.A
-    m, n = op.shape
-    if eps == 0.0:  # SciPy's eps = 0: full rank
-        k = min(m, n)
-        return (k, *_array_fixed(op, k, rand, gen))
-    if rand and m > _TOL_ROWS:
-        out = _array_tol_sketch(op, eps, gen)
-        if out is not None:
-            return out
-    c2, total = _finite_column_sqnorms(op)
-    c2max = float(xp.max(c2))
-    if c2max == 0.0:  # zero matrix: SciPy's smallest rank, 1, with zero coefficients
-        idx = xp.arange(n, dtype=xp.int64, device=op.device)
-        return 1, idx, xp.zeros((1, n - 1), dtype=A.dtype, device=op.device)
-    tol = eps * math.sqrt(c2max * n / total) if rand else eps
-    if tol >= 1.0:  # rank 1 already meets it
-        return (1, *_array_fixed(op, 1, rand, gen))
-    # SciPy takes any eps as a precision to aim for; lowrank certifies down to its floor
-    tol = max(tol, tol_floor(xp, A.dtype))
-    res = column_id(A, tol=tol, method="lupp" if rand else "qr", sketch=_SKETCH, rng=gen,
-                    check_finite=False)
-    return (res.rank, *scipy_form(res.skeleton, res.interp, n))
-
-
-def _array_tol_sketch(op, eps, gen):
-    """The one-pass tolerance mode of ``rand=True`` (see the module docstring); None when the
-    sketch would have to grow to half the rows of A (then lowrank.column_id takes over).
-
-    ``c_max`` comes from the sketch's column norms (unbiased estimates of A's), as in SciPy's
-    randomized path, which reads it off its Fourier sketch: no extra pass over A.
-    """
-    xp, be = op.xp, op.be
-    m = op.shape[0]
-    Y = be.sparse_sign_sketch(gen, _TOL_ROWS, op.A, _TOL_NNZ)
-    while True:
-        if not math.isfinite(be.sqnorm(Y)):
-            _finite_column_sqnorms(op)  # raises for NaN/Inf in A; else entries near overflow
-            return None
-        c2max = float(xp.max(col_sqnorms(xp, Y)))
-        out = _id_from_rows(xp, be, Y, eps, c2max, exact=False)
-        if out is not None or 2 * Y.shape[0] >= m:
-            return out
-        Y = _more_rows(xp, Y, be.sparse_sign_sketch(gen, Y.shape[0], op.A, _TOL_NNZ))
-
-
-def _array_fixed(op, k, rand, gen):
-    if not math.isfinite(op.be.sqnorm(op.A)):
-        _finite_column_sqnorms(op)  # raises for NaN/Inf
-    res = column_id(op.A, k, method="lupp" if rand else "qr", sketch=_SKETCH, rng=gen,
-                    check_finite=False)
-    return scipy_form(res.skeleton, res.interp, op.shape[1])
-
-
-def _operator_tol(op, eps, gen):
-    xp, be = op.xp, op.be
-    m, n = op.shape
-    if eps == 0.0:
-        k = min(m, n)
-        return (k, *_operator_fixed(op, k, gen))
-    l, Y = _TOL_ROWS, None
-    while True:
-        exact = 2 * l >= m  # A itself (m rows through one rmatmat) is then about as cheap
-        if exact:
-            Y = op.rows()
-        else:
-            new = op.sketch_rows(gen, l if Y is None else Y.shape[0])
-            Y = new if Y is None else _more_rows(xp, Y, new)
-        if not math.isfinite(be.sqnorm(Y)):
-            raise ValueError("A must not contain NaN or Inf (its products are not finite)")
-        c2max = float(xp.max(col_sqnorms(xp, Y)))  # unbiased column norms of A from the sketch
-        out = _id_from_rows(xp, be, Y, eps, c2max, exact)
-        if out is not None:
-            return out
-        l = 2 * Y.shape[0]
-
-
-def _operator_fixed(op, k, gen):
-    """Sketch of ``2k + 10`` rows (blocks through ``rmatmat``), LU with partial pivoting, and the
-    least-squares interpolation on the whole sketch (within about ``sqrt(2)`` of the best)."""
-    xp, be = op.xp, op.be
-    m = op.shape[0]
-    exact = 2 * k + 10 >= m
-    Y = op.rows() if exact else op.sketch_rows(gen, 2 * k + 10)
-    if not math.isfinite(be.sqnorm(Y)):
+def _operator_norms(P):
+    """``(||A||_F^2, c_max^2)`` of an operator, estimated from one Gaussian sketch of
+    :data:`_BLOCK` rows (unbiased per column, as SciPy's randomized path estimates them)."""
+    xp = P.xp
+    Y = P.sketch_rows(min(_BLOCK, P.m))
+    c2 = col_sqnorms(xp, Y)
+    total = float(xp.sum(c2))
+    if not math.isfinite(total):
         raise ValueError("A must not contain NaN or Inf (its products are not finite)")
-    if exact:
-        return _exact_id(xp, be, Y, k=k)[1:]
-    sk = _PivotedSketch(xp, be, Y)
-    return sk.perm, sk.interpolation(k)
+    return total, float(xp.max(c2))
+
+
+def _tolerance(op, eps, rand, gen):
+    """``(k, idx, proj)`` meeting SciPy's rule ``max_j ||a_j - B p_j|| <= eps * c_max``."""
+    P = _problem(op, gen, rand)
+    m, n = op.shape
+    if op.kind == "dense":
+        P.column_rule = float(op.xp.max(P.op.col_sqnorms()))
+        method, interp = ("cpqr", "optimal") if rand else ("qr", "optimal")
+    else:
+        P.normA2, P.column_rule = _operator_norms(P)
+        method, interp = "cpqr", "oversampled"
+    if P.column_rule == 0.0:  # zero matrix: SciPy's smallest rank, 1, with zero coefficients
+        idx = op.xp.arange(n, dtype=op.xp.int64, device=op.device)
+        return 1, idx, op.xp.zeros((1, n - 1), dtype=op.dtype, device=op.device)
+    # below the floor no rule is certifiable; SciPy takes any eps as a precision to aim for
+    eps = max(eps, tol_floor(op.xp, op.dtype))
+    perm, X, k, _ = _id.column_id(P, _id.METHODS[method], None, eps, interp)
+    if k == 0:  # only at eps >= 1 of some column: SciPy's smallest rank is 1
+        return (1, *_fixed(op, 1, rand, gen))
+    return (k, *scipy_form(perm[:k], X, n))
+
+
+def _fixed(op, k, rand, gen):
+    """``(idx, proj)`` of a rank-k ID: on an array the optimal interpolation ``A_S^+ A`` of a
+    skeleton chosen by column-pivoted QR of a sparse-sign sketch (``rand``), or by the
+    column-pivoted QR of A; on an operator least squares on a Gaussian sketch of ``2k + 10`` rows
+    (within about ``sqrt(2)`` of the optimal interpolation, without a pass over A's columns)."""
+    P = _problem(op, gen, rand)
+    if op.kind == "dense":
+        method, interp = ("cpqr" if rand else "qr"), "optimal"
+    else:
+        method, interp = "cpqr", "oversampled"
+        P.oversample = k + 10
+    perm, X, _, _ = _id.column_id(P, _id.METHODS[method], k, None, interp)
+    return scipy_form(perm[:k], X, op.shape[1])
 
 
 def _decompose(op, eps_or_k, rand, gen):
     """``(k, idx, proj, tolerance_mode)`` for interp_decomp and svd."""
     m, n = op.shape
-    array = isinstance(op, DenseOperand)
     if eps_or_k < 1:
         eps = _eps(eps_or_k)
-        if array:
-            return (*_array_tol(op, eps, rand, gen), True)
-        return (*_operator_tol(op, eps, gen), True)
+        if eps == 0.0:  # SciPy's eps = 0: full rank
+            k = min(m, n)
+            return (k, *_fixed(op, k, rand, gen), True)
+        return (*_tolerance(op, eps, rand, gen), True)
     k = _rank(eps_or_k, m, n)
-    idx, proj = _array_fixed(op, k, rand, gen) if array else _operator_fixed(op, k, gen)
-    return k, idx, proj, False
+    return (k, *_fixed(op, k, rand, gen), False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -564,10 +419,10 @@ def interp_decomp(
         ``eps = 0`` gives full rank), or a rank ``k >= 1`` (``int()``-truncated, at most
         ``min(m, n)``).
     rand : bool, optional
-        ``True`` (default): randomized (a sparse-sign sketch of A chooses the skeleton by LU with
-        partial pivoting; in fixed-rank mode the interpolation is then the optimal
-        ``A[:, S]^+ A``). ``False``: deterministic column-pivoted QR of A itself. Ignored for a
-        LinearOperator.
+        ``True`` (default): randomized (column-pivoted QR of a sparse-sign sketch of A chooses the
+        skeleton; the interpolation is then the optimal ``A[:, S]^+ A``). ``False``:
+        deterministic, the greedy column-pivoted QR order of A itself (SciPy's). Ignored for a
+        LinearOperator. See "How" in the module docstring.
     rng : None, int, numpy.random.Generator, ..., optional
         Randomness, passed through ``numpy.random.default_rng`` as in SciPy: the same seed gives
         the same result. Validated even when ``rand=False``.
@@ -646,13 +501,8 @@ def svd(A: Array, eps_or_k: Float, rand: bool = True, rng: RNG = None) -> tuple[
     op = _source(A)
     gen = _generator(op.be, rng)
     k, idx, proj, _ = _decompose(op, eps_or_k, rand, gen)
-    xp = op.xp
-    if isinstance(op, DenseOperand):
-        B = op.be.take(op.A, idx[:k], axis=1)
-    else:  # the skeleton columns, A @ E with E the n x k selection (one block product)
-        cols = xp.arange(op.shape[1], dtype=xp.int64)
-        B = op.matmat(xp.astype(cols[:, None] == idx[None, :k], op.dtype))
-    return _id_to_svd(xp, op.be, B, idx, proj)
+    B = op.columns(idx[:k])  # an operator's: one product with k identity columns
+    return _id_to_svd(op.xp, op.be, B, idx, proj)
 
 
 def _id_arrays(B, idx, proj, *, check_proj, atleast_2d=False):

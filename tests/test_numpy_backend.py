@@ -185,6 +185,27 @@ def test_qr_pivoted_matches_scipy(dtype, shape):
     assert np.linalg.norm(np.abs(R) - np.abs(R_ref[: R.shape[0]])) <= 100 * eps * np.linalg.norm(a)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_gram_pivots_are_the_qr_pivots_stopped_by_the_column_rule(dtype, order):
+    """Pivoted Cholesky of ``a^H a`` picks geqp3's pivots (greedy by residual column norm), and
+    stops at the first pivot whose residual column norm squared is at most ``level``; the input
+    is not modified; the protocol default declines (None)."""
+    g = _operands(dtype, np.random.default_rng(9))
+    a = np.asarray(g(120, 90) @ np.diag(0.8 ** np.arange(90)) @ g(90, 90), order=order)
+    a0 = a.copy()
+    _, perm_ref = scipy.linalg.qr(a, mode="r", pivoting=True)
+    R_ref = scipy.linalg.qr(a[:, perm_ref], mode="r")[0]
+    tails = np.sqrt(np.cumsum((np.abs(R_ref) ** 2)[::-1], axis=0)[::-1])  # residual columns
+    level = 1e-6 * np.max(np.sum(np.abs(a) ** 2, axis=0))
+    r_ref = int(np.argmax(np.max(tails ** 2, axis=1) <= level))
+    perm, r = BE.gram_pivots(a, level)
+    assert abs(r - r_ref) <= 1, (r, r_ref)
+    np.testing.assert_array_equal(perm[: r - 1], perm_ref[: r - 1])
+    np.testing.assert_array_equal(a, a0)
+    assert Backend.gram_pivots(BE, a, level) is None
+
+
 @pytest.mark.parametrize("dtype", list(TOL))
 @pytest.mark.parametrize("shape", [(40, 300), (300, 40), (60, 80), (80, 60), (50, 50), (1, 30), (30, 1)])
 def test_svd_through_qr_of_the_long_side(dtype, shape):
