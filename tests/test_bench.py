@@ -222,3 +222,43 @@ def test_the_package_does_not_import_the_harness():
                          timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[]"
+
+
+# --- bench/bench_dropin.py: lowrank.interpolative against SciPy on real matrices -------------
+
+
+@pytest.fixture(scope="module")
+def dropin_smoke(tmp_path_factory):
+    import bench_dropin
+
+    out = tmp_path_factory.mktemp("dropin")
+    code = bench_dropin.main(["--smoke", "--out", str(out)])
+    return code, out, json.loads((out / "dropin.json").read_text())
+
+
+def test_dropin_smoke_writes_a_verdict_per_case_and_criterion(dropin_smoke):
+    code, out, raw = dropin_smoke
+    assert code == 0  # without --strict a failing case does not set the exit status
+    md = (out / "dropin.md").read_text()
+    assert "## All cases" in md and "threadpoolctl" in md and "load average" in md
+    ids = [c["case"] for c in raw["cases"]]
+    assert len(ids) == len(set(ids)) == 25  # 2 x (3 eps + 2 k) x {rand, det} + 5 operator cases
+    for c in raw["cases"]:
+        v = c["verdict"]
+        assert set(v) == {"time", "error", "rank", "not100"}
+        assert (v["rank"] is None) == (c["mode"] == "k")
+        assert len(c["lowrank_runs"]) == 2 and all(r["error"] >= 0 for r in c["lowrank_runs"])
+        assert f"`{c['case']}`" in md
+    assert {f["case"] for f in raw["failures"]} == {
+        c["case"] for c in raw["cases"] if False in c["verdict"].values()}
+
+
+def test_dropin_filters_and_strict_exit_status(tmp_path):
+    import bench_dropin
+
+    code = bench_dropin.main(["--smoke", "--matrices", "rbf", "--cases", "rbf/det/k=*",
+                              "--rng-seeds", "7", "--strict", "--out", str(tmp_path)])
+    raw = json.loads((tmp_path / "dropin.json").read_text())
+    assert [c["case"] for c in raw["cases"]] == ["rbf/det/k=5", "rbf/det/k=20"]
+    assert all(r["seed"] == 7 for c in raw["cases"] for r in c["scipy_runs"] + c["lowrank_runs"])
+    assert code == (1 if raw["failures"] else 0)
