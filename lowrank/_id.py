@@ -22,6 +22,7 @@ from ._linalg import (
     count,
     ctranspose,
     eps,
+    index_mask,
     relative,
     relative_from_difference,
     resolution_level,
@@ -65,6 +66,10 @@ class Problem:
     #: column norm, in the units of ``op``), SciPy's rule, instead of the relative Frobenius error.
     #: The methods ``"lupp"`` and ``"qr"`` and the optimal solve select by it.
     column_rule: float | None = None
+    #: Whether reported errors are certified (a residual pass where the bookkeeping cannot
+    #: resolve them); False where A's norm is only an estimate and no one reads the error (the
+    #: drop-in's operators, whose columns cost a product each).
+    certify: bool = True
 
     @property
     def m(self) -> int:
@@ -91,6 +96,11 @@ class Problem:
         """``||A||_F^2`` (one pass over A, computed once, only when needed)."""
         return self.op.sqnorm()
 
+    @cached_property
+    def col_norms2(self):
+        """The squared column norms of A in double precision (one pass, computed once)."""
+        return as_float64(self.xp, self.op.col_sqnorms())
+
     def sketch_rows(self, l):
         return self.op.sketch_rows(self.rng, l, self.sketch)
 
@@ -104,6 +114,8 @@ class Problem:
     def certified(self, err2, exact_sq) -> float:
         """The relative error from a squared error ``err2`` of the bookkeeping, or from
         ``exact_sq()`` where the bookkeeping cannot resolve it (:func:`lowrank._linalg.certified`)."""
+        if not self.certify:
+            return relative_from_difference(err2, self.normA2, self.eps)
         return certified(err2, self.normA2, self.eps, exact_sq)
 
     def id_error(self, S, X, err2) -> float:
@@ -225,12 +237,18 @@ class SketchCPQR:
                 j = min(_column_rule_rank(P, R, t, scale=l / l0, fitted=l), R.shape[0])
                 p = max(p, l // 4)
             if j + p > l and l < P.m:  # too few rows to trust: double the sketch
+                if P.column_rule is not None and 2 * l > CPQR_RULE_ROWS and not P.own_rank:
+                    # geqp3 of a wide sketch is mostly matrix-vector work (a 1024 x 6000
+                    # sketch: 3.5 s); the blocked LUPP grows its skeleton by BLAS-3 steps
+                    return _blocked_lupp(P, tol)
                 extra = min(l, P.m - l)
                 Y = xp.concat([Y, P.sketch_rows(extra) * math.sqrt(extra / l0)], axis=0)
                 l += extra
                 continue
-            if P.column_rule is not None and not P.own_rank:
-                # the optimal solve selects by the exact residual columns: candidates to spare
+            if P.column_rule is not None:
+                # the rank read off the sketch's residual columns, unbiased by l / (l - i) (a
+                # maximum over columns of estimates from as few as 64 fresh rows would overstate
+                # it); with the optimal solve, candidates to spare for its exact selection
                 sk.k, sk.candidates = j, min(j + max(p, j // 4), R.shape[0])
                 return sk
             Z = P.sketch_rows(b)  # fresh: independent of the pivots and the interpolation
@@ -253,6 +271,13 @@ class SketchCPQR:
                 l += extra
 
 
+#: Under the column rule with the optimal solve, the sketch CPQR pivots sketches of at most this
+#: many rows; a rank that needs more goes to the blocked LUPP (column-pivoted QR's order serves
+#: the small ranks, where a skeleton's quality shows most: on Hilbert(500) at rank 3 the LUPP
+#: skeleton erred 1.8x more).
+CPQR_RULE_ROWS = 256
+
+
 class PivotedQR:
     """Deterministic column-pivoted QR of A itself (geqp3; what SciPy's ``rand=False`` does).
 
@@ -273,6 +298,9 @@ class PivotedQR:
         return Skeleton(perm, 0, sketch_T, None, None, exact=True, R=R), tails
 
     def fixed(self, P: Problem, k: int) -> Skeleton:
+        sk = _greedy_pivots(P, k)
+        if sk is not None:
+            return sk
         sk, tails = self._skeleton(P)
         sk.k = sk.candidates = k
         sk.estimate = relative(float(tails[k]), float(tails[0]))
@@ -291,6 +319,53 @@ class PivotedQR:
         sk.k = sk.candidates = k
         sk.estimate = relative(float(tails[k]), float(tails[0]))
         return sk
+
+
+#: Fixed rank k of ``"qr"`` takes its pivots one at a time (:func:`_greedy_pivots`) where
+#: ``GREEDY_SHARE * k <= min(m, n)``: k matrix-vector passes over A instead of geqp3's
+#: ``min(m, n)`` steps.
+GREEDY_SHARE = 4
+
+#: The greedy pivots stop (and geqp3 factors A instead) once the largest residual column's
+#: squared norm falls below this share of the largest column's: downdated squared norms keep
+#: about ``eps / GREEDY_FLOOR`` of their relative accuracy.
+GREEDY_FLOOR = 1e-8
+
+
+def _greedy_pivots(P: Problem, k: int):
+    """The first k pivots of column-pivoted QR of A, one at a time: pivoted Cholesky of
+    ``G = A^H A`` with only the pivot columns of G formed (``A^H a_p``, one matrix-vector pass
+    over A each) and the squared residual column norms downdated, ``d -= |l_j|^2`` (the
+    greedy rule of geqp3 and of SciPy's ``rand=False``, O(m n k) work against geqp3's
+    O(m n min(m, n))). The skeleton goes to the optimal solve. None (geqp3 instead) for k above
+    ``min(m, n) / GREEDY_SHARE``, or when the residual falls below :data:`GREEDY_FLOOR` (rank
+    below k, or digits lost)."""
+    xp, be = P.xp, P.be
+    n = P.n
+    if GREEDY_SHARE * k > min(P.m, n) or k == 0:
+        return None
+    A = P.op.dense()
+    AH = ctranspose(xp, A)
+    d = P.col_norms2 + 0.0  # a float64 copy, downdated in place
+    top = float(xp.max(d))
+    L = xp.zeros((n, k), dtype=P.dtype, device=P.device)
+    pivots = []
+    for j in range(k):
+        p = int(xp.argmax(d))
+        dp = float(d[p])
+        if not dp > GREEDY_FLOOR * top:
+            return None
+        g = be.matmul(AH, A[:, p : p + 1])[:, 0]  # column p of G
+        if j:
+            g = g - be.matmul(L[:, :j], xp.conj(L[p : p + 1, :j]).T)[:, 0]
+        l = g / math.sqrt(dp)
+        L[:, j] = l
+        d = d - as_float64(xp, xp.abs(l) ** 2)
+        pivots.append(p)
+        d[p] = -1.0  # never again (rounding may leave a tiny positive rest)
+    piv = xp.asarray(pivots, dtype=xp.int64, device=P.device)
+    rest = xp.nonzero(~index_mask(xp, piv, n))[0]
+    return Skeleton(xp.concat([piv, xp.astype(rest, xp.int64)]), k, candidates=k)
 
 
 #: The column rule's ``tol`` down to which :func:`_gram_pivots` pivots on the Gram matrix: its
@@ -521,6 +596,13 @@ def _full_rank(P: Problem, method, interp, tol):
     return out
 
 
+def optimal_at_rank(P: Problem, sk: Skeleton):
+    """``(perm, X, k, error)``: the optimal interpolation of the method's skeleton ``sk`` at its
+    own rank (a tolerance-mode skeleton whose rank the method chose itself)."""
+    sk.candidates = sk.k
+    return _interpolate(P, sk, "optimal", None)
+
+
 def _interpolate(P: Problem, sk: Skeleton, interp: str, tol):
     """``(perm, X, k, error)`` of the method's skeleton ``sk`` (the skeleton is ``perm[:k]``, the
     rest of ``perm`` the method's further candidates in order); in tolerance mode None when the
@@ -602,7 +684,7 @@ def _optimal(P: Problem, sk: Skeleton, tol):
         level = None if tol is None else selection_level(tol, P.eps) * P.normA2
     if rule:  # column j's residual after i pivots: base_j + sum_{t >= i} |B[t, j]|^2
         base = (op.column_residuals(Q, B) if exact_tails
-                else xp.clip(as_float64(xp, op.col_sqnorms()) - _col_sums(xp, B), 0.0, None))
+                else xp.clip(P.col_norms2 - _col_sums(xp, B), 0.0, None))
         k = _column_rule_rank(P, B, tol, base)
     else:
         k = K if tol is None else count(xp, err2 > level)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.linalg
 from _util import (
     COMBOS,
     error_rounding,
@@ -672,3 +673,20 @@ def test_selection_counts_the_rounding_of_the_error_against_tol():
     assert k == 3
     err2 = np.array([1.0, 1e-6, 0.5 * tol**2, 0.1 * tol**2, 0.0])
     assert prefix_rank(xp, err2, total, tol, 0, np.float64)[0] == 2
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+def test_qr_fixed_rank_takes_geqp3s_pivots_one_at_a_time(dtype):
+    """Fixed-rank ``"qr"`` with k <= min(m, n) / 4 pivots greedily on downdated column norms
+    (O(m n k)): the skeleton geqp3 chooses, with the optimal interpolation and its true error; a
+    matrix of rank below k (the downdated norms reach rounding) falls back to geqp3."""
+    A = matrix_with_spectrum(300, 200, 0.8 ** np.arange(200), rng=3, dtype=dtype)
+    _, perm = scipy.linalg.qr(A, mode="r", pivoting=True)
+    for k in (1, 20, 50):
+        res = lowrank.column_id(A, k, method="qr")
+        np.testing.assert_array_equal(res.skeleton, perm[:k])
+        true = np.linalg.norm(A - res.reconstruct(A)) / np.linalg.norm(A)
+        assert abs(res.error - true) <= 1e-6 * true
+    low = matrix_with_spectrum(300, 200, np.r_[np.ones(5), np.zeros(195)], rng=4, dtype=dtype)
+    res = lowrank.column_id(low, 10, method="qr")
+    assert res.rank == 10 and np.linalg.norm(low - res.reconstruct(low)) <= 1e-12 * np.linalg.norm(low)
