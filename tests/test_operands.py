@@ -207,3 +207,62 @@ def test_estimates_take_every_kind():
         A = _as(kind, S)
         assert abs(lowrank.estimate_spectral_norm(A, rng=0) - s[0]) <= 1e-8 * s[0]
         assert lowrank.estimate_rank(A, 1e-2, rng=0) == int(np.sum(s > 1e-2 * s[0]))
+
+
+@pytest.mark.parametrize("chunks", [(90, -1), (90, 25), (40, 25)], ids=["dask-1", "dask-cols", "dask-both"])
+def test_dask_operand_is_an_operand(chunks, dtype):
+    """The Dask operand does what the dense operand does, on the same matrix: norms, products,
+    gathers (lazy in the operand's own kind), residuals and the range-finder hooks; what is as
+    large as A along a split axis stays a Dask array."""
+    da = pytest.importorskip("dask.array")
+    from lowrank.backends import backend_for
+
+    from lowrank._dask import DaskOperand
+    from lowrank._operand import DenseOperand
+
+    S = _matrix(dtype)
+    D = S.toarray()
+    xp = lowrank._namespace.resolve(D)[0]
+    dense, op = DenseOperand(xp, backend_for(xp), D), DaskOperand(da.from_array(D, chunks=chunks))
+    split = op.D.numblocks[1] > 1
+    rtol = 1e-4 if dtype in (np.float32, np.complex64) else 1e-11
+    rng = np.random.default_rng(0)
+    X, W = (rng.standard_normal(s).astype(dtype) for s in ((70, 6), (5, 90)))
+    J = np.array([3, 60, 0, 27])
+
+    def close(a, b):
+        a, b = _dense(a), _dense(b)
+        assert a.shape == b.shape and np.allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
+
+    assert (op.shape, op.dtype, op.T.shape) == (dense.shape, dense.dtype, (70, 90))
+    assert np.isclose(op.sqnorm(), dense.sqnorm(), rtol=rtol)
+    assert op.max_abs() == dense.max_abs()
+    assert np.isclose(op.scaled(0.5).sqnorm(), 0.25 * dense.sqnorm(), rtol=rtol)
+    close(op.col_sqnorms(), dense.col_sqnorms())
+    close(op.matmat(X), dense.matmat(X))
+    close(op.left_matmat(W), dense.left_matmat(W))
+    close(op.rmatmat(W.T), dense.rmatmat(W.T))
+    close(op.columns(J), D[:, J])
+    close(op.rows(J), D[J, :])
+    close(op.block(5, 31), D[:, 5:31])
+    assert isinstance(op.take(J, 1), da.Array) and np.array_equal(_dense(op.take(J, 0)), D[J, :])
+    assert isinstance(op.columns(J), da.Array) and isinstance(op.rows(J), da.Array) == split
+    L, R = D[:, J], np.linalg.lstsq(D[:, J], D, rcond=None)[0].astype(dtype)
+    assert np.isclose(op.residual_sqnorm(L, R), dense.residual_sqnorm(L, R), rtol=1e-6)
+    close(op.column_residuals(L, R), dense.column_residuals(L, R))
+    close(op.column_residuals(L, R, J[:2]), dense.column_residuals(L, R, J[:2]))
+    assert op.sketch_rows(np.random.default_rng(0), 8).shape == (8, 70)
+    # range-finder hooks: the same basis and products as the dense ones, up to rounding
+    Z = _dense(op.gaussian(np.random.default_rng(1), 6))
+    Qd, Bd = dense.range_pass(Z)
+    Q, B = op.range_pass(Z)
+    assert isinstance(Q, da.Array) and isinstance(B, da.Array) == split
+    close(abs(_dense(Q).conj().T @ Qd), np.eye(6))  # the same range, orthonormal
+    close(_dense(Q) @ _dense(B), Qd @ Bd)
+    Q2, B2 = op.range_pass(_dense(op.orth_rows(B)), Q, B, final=True)
+    Qf, Bf = op.join([Q, Q2], axis=1), op.join([B, B2], axis=0)
+    close(_dense(Qf).conj().T @ _dense(Qf), np.eye(12))
+    close(Bf, _dense(Qf).conj().T @ D)
+    assert np.isclose(op.factor_sqnorm(Bf), np.linalg.norm(_dense(Bf)) ** 2, rtol=1e-6)
+    U, s, Vh = op.svd_rows(Bf)
+    close((_dense(op.basis_times(Qf, U)) * s) @ _dense(Vh), _dense(Qf) @ _dense(Bf))
