@@ -359,12 +359,12 @@ def render(out, argv):
         f"{out['peer_sv_max_rel_diff']:.1e}.",
         "",
         "svd_compressed makes 2q + 2 passes over A (with `compute=True` it persists between "
-        "passes, so it streams A). lowrank makes q + 2: one for ||A||_F (finiteness, scale and "
-        "the reference of its error), then q + 1, each forming a range sample `Y = A Z`, "
+        "passes, so it streams A). lowrank makes q + 1: each pass forms a range sample `Y = A Z`, "
         "its tall-skinny QR `Y = Q R` and `Y^H A`, whence `Q^H A = R^{-H} Y^H A` (kept only while "
         "R is well conditioned, else a second pass: see `lowrank._dask._sample_pass`). lowrank "
-        "re-orthonormalizes between power iterations; svd_compressed's 'power' iterator does not, "
-        "nor does it report an error. Times include persisting the lazy factors.",
+        "re-orthonormalizes between power iterations and takes ||A||_F in its first pass (its error "
+        "estimate); svd_compressed's 'power' iterator does neither. Times include persisting the "
+        "lazy factors.",
         "",
         "## Notes",
         "",

@@ -46,9 +46,10 @@ def _problem(A, rank, tol, *, sketch="gaussian", oversample=10, block_size=64, r
     rank, tol = rank_or_tol(rank, tol, *source.shape)
     check_tol(tol, xp, source.dtype)
     choice(sketch, "sketch", SKETCHES)
-    op, scale = source, 1.0
-    front_door = not (own_first_pass and _distributed(be))
-    if front_door:
+    op, scale, normA2 = source, 1.0, None
+    if own_first_pass and _distributed(be):
+        pass  # the Dask flows of lowrank._dask take the front door in their first pass
+    elif not source.defer_front_door(check_finite):
         op, scale, normA2 = prepare(source, check_finite)
     # the algorithms' small dense work is in the operand's library (a chunked array's: its chunks')
     P = _id.Problem(
@@ -56,7 +57,7 @@ def _problem(A, rank, tol, *, sketch="gaussian", oversample=10, block_size=64, r
         as_int(oversample, "oversample", low=0), as_int(block_size, "block_size", low=1),
         scale=scale, source=source.T if transpose else source,
     )
-    if front_door:
+    if normA2 is not None:  # else the operand's first pass takes it
         P.normA2 = normA2
     return P, rank, tol
 
@@ -520,8 +521,9 @@ def rsvd(A: Array, rank: Int | None = None, *, tol: Float | None = None, n_iter:
             normEF = math.sqrt(P.normA2) * relative_from_difference(
                 basis.range_sq, P.normA2, P.eps)
             bounds = _angles.angle_bounds(P, basis, k, n_iter, normEF, n_power, P.rng)
-    if P.scale != 1.0:  # singular values of A as given (the angles are scale-free)
-        S = S / P.scale
+    scale = P.scale * P.op.scale  # the front door's, or the operand's own
+    if scale != 1.0:  # singular values of A as given (the angles are scale-free)
+        S = S / scale
     return SVDResult(U, S, Vh, k, error, error_2, bounds)
 
 

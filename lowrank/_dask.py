@@ -50,7 +50,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _cur, _id
-from ._contract import safe_window
+from ._contract import safe_window, window_scale
 from ._linalg import (
     as_float64,
     col_sqnorms,
@@ -806,6 +806,9 @@ class DaskOperand(Operand):
         xp, be = dk.chunk_library(D)
         self._setup(xp, be, D.shape, D.dtype, array_api_compat.device(D._meta))
         self.D = D
+        self.scale = 1.0
+        self._sqnorm = None  # ||A||_F^2, once a pass has taken it
+        self._door = None  # check_finite while the front door waits for the first pass
 
     @property
     def split(self) -> bool:
@@ -816,11 +819,39 @@ class DaskOperand(Operand):
     def T(self) -> DaskOperand:
         return DaskOperand(self.D.T, frozen=True)
 
+    # -- the front door --------------------------------------------------------------------------
+    def defer_front_door(self, check_finite) -> bool:
+        """The front door is taken from the norm of the first pass over A (its own tasks take it:
+        a range pass, or the norm pass of :meth:`sqnorm` where an algorithm asks for the norm
+        first): where that norm is outside the safe window, ``max |a_ij|`` decides (NaN/Inf a
+        ValueError), A is scaled by a power of two (lazily, exact; :attr:`scale`) and the pass
+        runs again."""
+        self._door = check_finite
+        return True
+
+    def _through_door(self, s2) -> bool:
+        """The pending front door on the norm ``s2`` a pass found: True when A was rescaled (the
+        pass must run again)."""
+        if self._door is None:
+            return False
+        check_finite, self._door = self._door, None
+        factor = window_scale(self, s2, check_finite)
+        if factor is None:
+            return False
+        self.D = dk.freeze(self.D * factor)
+        self.scale *= factor
+        return True
+
     # -- norms -----------------------------------------------------------------------------------
     def sqnorm(self) -> float:
-        """``||A||_F^2`` (one pass, per-chunk sums in double precision)."""
-        with dk.quiet_pass():
-            return float(dk.gather(dk.sqnorm_lazy(self.D))[0])
+        """``||A||_F^2`` (one pass, per-chunk sums in double precision; taken once)."""
+        if self._sqnorm is None:
+            with dk.quiet_pass():
+                s2 = float(dk.gather(dk.sqnorm_lazy(self.D))[0])
+            if self._through_door(s2):
+                return self.sqnorm()
+            self._sqnorm = s2
+        return self._sqnorm
 
     def max_abs(self) -> float:
         return dk.max_abs(self.D)
@@ -903,13 +934,21 @@ class DaskOperand(Operand):
         return dk.normal(rng, self.D.chunks[1], l, self.D)
 
     def range_pass(self, Z, Q=None, B=None, rounds=2, final=False):
-        """:meth:`Operand.range_pass` in one pass over A where it can (:func:`_sample_pass`);
-        the basis by tall-skinny QRs on the workers. With ``final`` and a basis ``Q``, the
+        """:meth:`Operand.range_pass` in one pass over A where it can (:func:`_sample_pass`; the
+        first also takes ``||A||_F^2`` and the front door); the basis by tall-skinny QRs on the
+        workers. With ``final`` and a basis ``Q``, the
         re-orthogonalization ``Qy' R2 = Qy - Q (Q^H Qy)`` gives ``Qy'^H A = R2^{-H} Qy^H (A - Q B)``
         without another pass."""
         import dask.array as da
 
-        Qy, W = _sample_pass(self, Z, Q, B)
+        if self._door is not None and self._sqnorm is None:  # the first pass: the norm too
+            with dk.quiet_pass():
+                out = _sample_pass(self, Z, Q, B, norm=True)
+            if self._through_door(out[2]):  # again, on A scaled into the safe range
+                out = _sample_pass(self, Z, Q, B, norm=True)
+            Qy, W, self._sqnorm = out
+        else:
+            Qy, W = _sample_pass(self, Z, Q, B)
         if final and Q is not None:
             C = _small(self, _ct(Q) @ Qy)
             Qy, R2 = dk.tsqr(Qy - Q @ da.asarray(C))
@@ -993,10 +1032,10 @@ ONE_PASS_SAFETY = 1e-2
 
 
 @dk.quiet
-def _sample_block(a, z, *rest, bz):
+def _sample_block(a, z, *rest, norm, bz):
     """One row chunk's share of a sample pass, in one task: ``y = a z`` (minus ``q (B z)``), the
-    QR stack of y (:func:`lowrank.backends.dask.tsqr`'s first stage) and ``y^H a`` (minus
-    ``(y^H q) B``), packed into one flat array."""
+    QR stack of y (:func:`lowrank.backends.dask.tsqr`'s first stage), ``y^H a`` (minus
+    ``(y^H q) B``) and, if asked, ``||a||_F^2``, packed into one flat array."""
     xp, be = dk._library_of(a)
     y = be.matmul(a, z)
     if rest:
@@ -1006,29 +1045,45 @@ def _sample_block(a, z, *rest, bz):
     w = be.matmul(yh, a)
     if rest:
         w = w - be.matmul(be.matmul(yh, q), B)
-    return xp.concat([xp.reshape(dk._qr_stack(y), (-1,)), xp.reshape(w, (-1,))])
+    parts = [xp.reshape(dk._qr_stack(y), (-1,)), xp.reshape(w, (-1,))]
+    if norm:
+        parts.append(xp.asarray([be.sqnorm(a)], dtype=a.dtype))
+    return xp.concat(parts)
 
 
-def _unpack(flat, *, part, l, n):
-    """The QR stack (``"st"``) or ``y^H a`` (``"w"``, 1 x l x n) of a packed
-    :func:`_sample_block`."""
-    k = flat.shape[0] - l * n  # (m_i + l) l
+def _unpack(flat, *, part, l, n, norm):
+    """The QR stack (``"st"``), ``y^H a`` (``"w"``, 1 x l x n) or the norm (``"s2"``, (1,)) of a
+    packed :func:`_sample_block`."""
+    k = flat.shape[0] - norm - l * n  # (m_i + l) l
     if part == "st":
         return flat[:k].reshape((k // l, l))
-    return flat[k:].reshape((1, l, n))
+    if part == "w":
+        return flat[k:k + l * n].reshape((1, l, n))
+    return flat[flat.shape[0] - 1:]
 
 
 @dk.quiet
-def _ypart_block(a, z):
-    """``a z`` for one chunk of A (several column chunks), as a 1 x m_i x l block."""
-    _, be = dk._library_of(a)
-    return be.matmul(a, z)[None]
+def _ypart_block(a, z, *, norm):
+    """``a z`` for one chunk of A (several column chunks), with ``||a||_F^2`` in one more row if
+    asked, as a 1 x (m_i [+ 1]) x l block."""
+    xp, be = dk._library_of(a)
+    y = be.matmul(a, z)
+    if norm:
+        row = xp.zeros((1, y.shape[1]), dtype=y.dtype, device=y.device)
+        row[0, 0] = be.sqnorm(a)
+        y = xp.concat([y, row], axis=0)
+    return y[None]
 
 
-def _sample_pass(P, Z, Q=None, B=None):
+def _norm_row(y, *, last):
+    """A :func:`_ypart_block` sum without its norm row, or the norm (1 x 1, real)."""
+    return y[-1:, :1].real if last else y[:-1]
+
+
+def _sample_pass(P, Z, Q=None, B=None, norm=False):
     """A range sample and its product with A: ``Y = A Z`` (minus ``Q (B Z)``, the part in an
     existing basis Q with ``B = Q^H A``), its tall-skinny QR ``Y = Qy R`` and
-    ``WQ = Qy^H (A - Q B)``.
+    ``WQ = Qy^H (A - Q B)``; with ``norm``, also ``||A||_F^2`` from the same pass.
 
     With A in one column chunk this is *one* pass: each row chunk's task (:func:`_sample_block`)
     forms its share of Y, the first QR stage of Y and ``W = Y^H A`` (minus ``(Y^H Q) B``) from its
@@ -1037,7 +1092,8 @@ def _sample_pass(P, Z, Q=None, B=None):
     :data:`ONE_PASS_SAFETY`, else the second pass runs (Y's columns nearly dependent: a fast-
     decaying spectrum, far down), as it always does with several column chunks.
 
-    Returns ``(Qy, WQ)``: WQ on the driver, or on the workers with several column chunks."""
+    Returns ``(Qy, WQ)`` and, with ``norm``, ``||A||_F^2`` (a float) after them. WQ is on the
+    driver, or on the workers with several column chunks."""
     import dask.array as da
 
     xp, be, D = P.xp, P.be, P.D
@@ -1051,33 +1107,43 @@ def _sample_pass(P, Z, Q=None, B=None):
             bz = None if _lazy(Z) else be.matmul(B, Z)  # else in each task
             args += [Q.rechunk({1: -1}), "iq", da.from_array(B, chunks=-1), "qj"]
         packed = da.blockwise(
-            _sample_block, "i", *args, adjust_chunks={"i": lambda r: (r + l) * l + l * n},
-            dtype=D.dtype, meta=dk.empty_like_meta(D, 1), concatenate=True, bz=bz)
+            _sample_block, "i", *args, adjust_chunks={"i": lambda r: (r + l) * l + l * n + norm},
+            dtype=D.dtype, meta=dk.empty_like_meta(D, 1), concatenate=True, norm=norm, bz=bz)
         (packed,) = dk.persist(packed)
-        st = packed.map_blocks(_unpack, part="st", l=l, n=n, new_axis=1, dtype=D.dtype,
-                               chunks=(tuple(r + l for r in rows), (l,)),
-                               meta=dk.empty_like_meta(D, 2))
-        W = packed.map_blocks(_unpack, part="w", l=l, n=n, new_axis=[1, 2], dtype=D.dtype,
-                              chunks=((1,) * len(rows), (l,), (n,)),
-                              meta=dk.empty_like_meta(D, 3)).sum(axis=0)
+        kw = dict(l=l, n=n, norm=norm, dtype=D.dtype)
+        st = packed.map_blocks(_unpack, part="st", new_axis=1, chunks=(tuple(r + l for r in rows), (l,)),
+                               meta=dk.empty_like_meta(D, 2), **kw)
+        W = packed.map_blocks(_unpack, part="w", new_axis=[1, 2], meta=dk.empty_like_meta(D, 3),
+                              chunks=((1,) * len(rows), (l,), (n,)), **kw).sum(axis=0)
+        s2 = packed.map_blocks(_unpack, part="s2", chunks=((1,) * len(rows),),
+                               meta=dk.empty_like_meta(D, 1), **kw).real.sum() if norm else None
         Qy, R = dk.tsqr_finish(st, rows, l, D)
-        W = dk.gather(W)[0]
+        W, s2 = dk.gather(W, s2) if norm else (dk.gather(W)[0], None)
         e = eps(xp, D.dtype)
         if be.cond_upper(R) * e <= ONE_PASS_SAFETY * math.sqrt(e):
-            return Qy, _solve_block(xp.asarray(W), R=R)
-        WQ = _left(P, Qy)  # the second pass
-        if Q is not None:
-            WQ = WQ - _small(P, _ct(Qy) @ Q) @ B
-        return Qy, WQ
-    # several column chunks (or chunks shorter than the sample): two passes, each chunk of A
-    # in one task of the first (the streaming rule)
-    Y = da.blockwise(_ypart_block, "jik", D, "ij", Zd, "jk", dtype=D.dtype,
-                     adjust_chunks={"j": 1}, meta=dk.empty_like_meta(D, 3)).sum(axis=0)
+            WQ = _solve_block(xp.asarray(W), R=R)
+        else:
+            WQ = _left(P, Qy)  # the second pass
+            if Q is not None:
+                WQ = WQ - _small(P, _ct(Qy) @ Q) @ B
+        return (Qy, WQ) + ((float(s2),) if norm else ())
+    # several column chunks (or chunks shorter than the sample): two passes, the first with the
+    # norm in the same tasks as the sample's partial products (each chunk of A in one task)
+    Yp = da.blockwise(_ypart_block, "jik", D, "ij", Zd, "jk", dtype=D.dtype, norm=norm,
+                      adjust_chunks={"i": lambda r: r + norm, "j": 1},
+                      meta=dk.empty_like_meta(D, 3)).sum(axis=0)
+    if norm:
+        real = np.zeros(0, dtype=D.dtype).real.dtype
+        Y = Yp.map_blocks(_norm_row, last=False, chunks=(rows, (l,)), dtype=D.dtype, meta=D._meta)
+        s2 = Yp.map_blocks(_norm_row, last=True, chunks=((1,) * len(rows), (1,)), dtype=real,
+                           meta=dk.empty_like_meta(D, 2, real)).sum()
+    else:
+        Y, s2 = Yp, None
     if Q is not None:
         Y = Y - Q @ (da.asarray(B) @ Zd)
-    Qy, _ = dk.tsqr(Y)
+    Qy, _, *s2 = dk.tsqr(Y, *([s2] if norm else []))
     WQ = _left(P, Qy)
     if Q is not None:
         WQ = dk.persist(WQ - (_ct(Qy) @ Q) @ da.asarray(B))[0] if P.split \
             else WQ - _small(P, _ct(Qy) @ Q) @ B
-    return Qy, WQ
+    return (Qy, WQ) + ((float(dk.gather(s2[0])[0]),) if norm else ())

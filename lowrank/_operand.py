@@ -43,6 +43,9 @@ class Operand:
 
     kind = "abstract"
     ndim = 2
+    #: The power of two an operand that takes the front door itself (:meth:`defer_front_door`)
+    #: scaled A by; outputs with units are unscaled by it.
+    scale = 1.0
     #: Gathering many columns costs about one read of A (the optimal solve may use that).
     cheap_columns = False
 
@@ -50,6 +53,13 @@ class Operand:
         self.xp, self.be = xp, be
         self.shape = (int(shape[0]), int(shape[1]))
         self.dtype, self.device = dtype, device
+
+    def defer_front_door(self, check_finite) -> bool:
+        """Whether this operand takes the front door (:func:`lowrank._contract.prepare`) itself,
+        from the norm its first pass over A takes in the same tasks: ``sqnorm`` and
+        :attr:`scale` are then final after that pass. The in-memory kinds do not (False): their
+        norm pass costs little next to an algorithm's passes."""
+        return False
 
     def rmatmat(self, Y):
         """``A^H @ Y``, as ``(Y^H A)^H``."""

@@ -144,6 +144,8 @@ def rsvd_adaptive(P, tol, n_iter):
     the stopping rule and the rank stay true at every tolerance (:mod:`lowrank._contract`)."""
     xp, op = P.xp, P.op
     kmax = min(P.m, P.n)
+    # the first block before the norm: an operand may take the norm in that block's first pass
+    first = _power(P, _gaussian(P, min(P.block_size, kmax)), n_iter)
     total = P.normA2
     e = P.eps
     thr = tol**2 * total
@@ -156,7 +158,10 @@ def rsvd_adaptive(P, tol, n_iter):
         while (force or resid > thr - DIFFERENCE_ROUNDING * e * base) and K < kmax:
             force = False
             b = min(P.block_size, kmax - K)
-            Qi, Bi = _power(P, _gaussian(P, b), n_iter, Q, B)
+            if first is not None:
+                (Qi, Bi), first = first, None
+            else:
+                Qi, Bi = _power(P, _gaussian(P, b), n_iter, Q, B)
             Qs.append(Qi)
             Bs.append(Bi)
             Q = op.join(Qs, axis=1)

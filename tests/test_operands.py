@@ -266,3 +266,53 @@ def test_dask_operand_is_an_operand(chunks, dtype):
     assert np.isclose(op.factor_sqnorm(Bf), np.linalg.norm(_dense(Bf)) ** 2, rtol=1e-6)
     U, s, Vh = op.svd_rows(Bf)
     close((_dense(op.basis_times(Qf, U)) * s) @ _dense(Vh), _dense(Qf) @ _dense(Bf))
+
+
+@pytest.mark.parametrize("n_iter", [0, 2])
+def test_dask_rsvd_takes_the_norm_in_its_first_pass(n_iter):
+    """A fixed-rank rsvd of a Dask array with one column chunk reads A ``n_iter + 1`` times: the
+    front door's norm comes from the first range pass's own tasks (no pass of its own)."""
+    da = pytest.importorskip("dask.array")
+    import dask
+
+    from lowrank.testing import matrix_with_spectrum
+
+    A = matrix_with_spectrum(400, 60, 0.9 ** np.arange(60), rng=0)
+    reads = []
+
+    def read(block):
+        reads.append(1)
+        return block
+
+    D = da.from_array(A, chunks=(100, 60)).map_blocks(read, dtype=A.dtype, meta=np.zeros((0, 0)))
+    with dask.config.set(scheduler="sync"):
+        res = lowrank.rsvd(D, 10, n_iter=n_iter, rng=0)
+        U = np.asarray(res.U.compute())
+    assert len(reads) == (n_iter + 1) * 4  # 4 chunks a pass (U is computed from its factors)
+    true = np.linalg.norm(A - (U * res.S) @ res.Vh) / np.linalg.norm(A)
+    assert abs(res.error - true) <= 0.01 * true
+
+
+@pytest.mark.parametrize("c", [1e300, 1e-300])
+@pytest.mark.parametrize("chunks", [(100, 60), (100, 20)], ids=["dask-1", "dask-cols"])
+def test_dask_rsvd_front_door_in_the_first_pass(c, chunks):
+    """Where the first pass finds ``||A||_F`` outside the safe window, A is scaled by a power of
+    two and the pass runs again: same singular values (scaled by c) and relative error as the
+    unscaled matrix, quietly, in fixed rank and in tolerance mode; NaN is the front door's
+    ValueError."""
+    da = pytest.importorskip("dask.array")
+    import warnings
+
+    from lowrank.testing import matrix_with_spectrum
+
+    A = matrix_with_spectrum(400, 60, 0.9 ** np.arange(60), rng=0)
+    for kw in (dict(rank=10), dict(tol=1e-3)):
+        ref = lowrank.rsvd(da.from_array(A, chunks=chunks), rng=0, **kw)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            res = lowrank.rsvd(da.from_array(A * c, chunks=chunks), rng=0, **kw)
+        assert res.rank == ref.rank and np.allclose(res.S / c, ref.S, rtol=1e-12)
+        assert np.isclose(res.error, ref.error, rtol=1e-9)
+    A[7, 3] = np.nan
+    with pytest.raises(ValueError, match="must not contain NaN or Inf"):
+        lowrank.rsvd(da.from_array(A, chunks=chunks), 5, rng=0)
