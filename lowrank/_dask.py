@@ -50,7 +50,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _cur, _id
-from ._contract import safe_window, window_scale
+from ._contract import window_scale
 from ._linalg import (
     as_float64,
     col_sqnorms,
@@ -58,7 +58,6 @@ from ._linalg import (
     ctranspose,
     eps,
     pinv_apply,
-    raise_non_finite,
     relative,
     resolution_level,
     row_sqnorms,
@@ -146,17 +145,9 @@ class DaskProblem(_id.Problem):
         where ``||D||_F^2`` is outside the safe window (or not finite), ``max |d_ij|`` (one more
         pass) decides: NaN/Inf are a ValueError, a zero matrix stays, else D is scaled by a power
         of two (lazily, exact) and True says the caller must redo its pass."""
-        lo, hi = safe_window(self.xp, self.D.dtype)
-        if lo <= s2 <= hi:
+        factor = window_scale(DaskOperand(self.D, frozen=True), s2, self.check_finite)
+        if factor is None:
             return False
-        amax = dk.max_abs(self.D)
-        if not math.isfinite(amax):
-            if self.check_finite:
-                raise ValueError("A must not contain NaN or Inf (pass check_finite=False to skip)")
-            raise_non_finite("the norm of A")
-        if amax == 0.0:
-            return False
-        factor = math.ldexp(1.0, -math.frexp(amax)[1])
         self.scale *= factor
         self.D = dk.freeze(self.D * factor)
         return True
