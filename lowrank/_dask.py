@@ -808,7 +808,10 @@ class DaskOperand(Operand):
 
     @property
     def T(self) -> DaskOperand:
-        return DaskOperand(self.D.T, frozen=True)
+        """The operand of ``A.T``, in the state of this one (norm, scale, pending front door)."""
+        t = DaskOperand(self.D.T, frozen=True)
+        t.scale, t._sqnorm, t._door = self.scale, self._sqnorm, self._door
+        return t
 
     # -- the front door --------------------------------------------------------------------------
     def defer_front_door(self, check_finite) -> bool:

@@ -316,3 +316,19 @@ def test_dask_rsvd_front_door_in_the_first_pass(c, chunks):
     A[7, 3] = np.nan
     with pytest.raises(ValueError, match="must not contain NaN or Inf"):
         lowrank.rsvd(da.from_array(A, chunks=chunks), 5, rng=0)
+
+
+def test_dask_operand_transpose_keeps_the_front_door():
+    """``DaskOperand.T`` carries the pending front door: the transposed operand takes it on its
+    first norm (scaling itself), and its norm is that of A."""
+    da = pytest.importorskip("dask.array")
+    from lowrank._dask import DaskOperand
+
+    A = np.random.default_rng(0).standard_normal((30, 20)) * 1e300
+    op = DaskOperand(da.from_array(A, chunks=(10, 20)))
+    assert op.defer_front_door(True)
+    t = op.T
+    assert t.shape == (20, 30) and t.scale == 1.0
+    s2 = t.sqnorm()
+    assert t.scale == 2.0 ** -np.frexp(np.abs(A).max())[1]
+    assert np.isclose(s2, np.linalg.norm(A * t.scale) ** 2, rtol=1e-12)
