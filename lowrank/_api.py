@@ -26,9 +26,10 @@ __all__ = ["column_id", "row_id", "cur", "rsvd", "estimate_spectral_norm", "esti
 
 
 def _problem(A, rank, tol, *, sketch="gaussian", oversample=10, block_size=64, rng=None,
-             check_finite=True, transpose=False, resolved=None):
+             check_finite=True, transpose=False, resolved=None, own_first_pass=False):
     """Validate the common arguments and build the column-ID problem (on ``A.T`` for rows).
-    ``resolved`` is ``resolve_matrix(A)`` when the caller has it already.
+    ``resolved`` is ``resolve_matrix(A)`` when the caller has it already; ``own_first_pass``
+    leaves the front door to a distributed flow that takes the norm in its first pass.
 
     The front door of the contract (:mod:`lowrank._contract`): the operand of A's kind
     (:mod:`lowrank._operand`), ``||A||_F^2`` in one pass, NaN/Inf refused, and A scaled by a power
@@ -36,19 +37,27 @@ def _problem(A, rank, tol, *, sketch="gaussian", oversample=10, block_size=64, r
     xp, be, A, kind = resolved or resolve_matrix(A)
     if kind == "array":
         A = as_floating_matrix(xp, A)
-    source = make_operand(xp, be, A, kind)
+    if _distributed(be):  # a chunked array: passes on its workers
+        from ._dask import DaskOperand
+
+        source = DaskOperand(A)
+    else:
+        source = make_operand(xp, be, A, kind)
     rank, tol = rank_or_tol(rank, tol, *source.shape)
     check_tol(tol, xp, source.dtype)
     choice(sketch, "sketch", SKETCHES)
-    op, scale = source, 1.0
-    if not _distributed(be):  # a distributed backend takes the norm in its first pass
+    op, scale, normA2 = source, 1.0, None
+    if own_first_pass and _distributed(be):
+        pass  # the Dask flows of lowrank._dask take the front door in their first pass
+    elif not source.defer_front_door(check_finite):
         op, scale, normA2 = prepare(source, check_finite)
+    # the algorithms' small dense work is in the operand's library (a chunked array's: its chunks')
     P = _id.Problem(
-        xp, be, op.T if transpose else op, be.make_rng(rng), sketch,
+        op.xp, op.be, op.T if transpose else op, be.make_rng(rng), sketch,
         as_int(oversample, "oversample", low=0), as_int(block_size, "block_size", low=1),
         scale=scale, source=source.T if transpose else source,
     )
-    if not _distributed(be):
+    if normA2 is not None:  # else the operand's first pass takes it
         P.normA2 = normA2
     return P, rank, tol
 
@@ -58,9 +67,10 @@ def _stacked(resolved) -> bool:
     return resolved.kind == "array" and resolved.A.ndim > 2
 
 
-def _distributed(be) -> bool:
-    """The backend's capability to run the decompositions as chunked passes (Dask: lowrank/_dask.py)."""
-    return getattr(be, "distributed", False)
+def _distributed(obj) -> bool:
+    """A backend's or an operand's capability to run the decompositions as chunked passes
+    (Dask: :mod:`lowrank._dask`)."""
+    return getattr(obj, "distributed", False)
 
 
 def _method_and_interp(method, interp):
@@ -230,9 +240,10 @@ def _interpolative(A, rank, tol, method, interp, *, axis, **options):
     resolved = resolve_matrix(A)
     if _stacked(resolved):
         return _stack_interpolative(resolved, rank, tol, method, interp, axis, options)
-    P, rank, tol = _problem(A, rank, tol, transpose=axis == 0, resolved=resolved, **options)
+    P, rank, tol = _problem(A, rank, tol, transpose=axis == 0, resolved=resolved,
+                            own_first_pass=True, **options)
     method = _method_and_interp(method, interp)
-    if _distributed(P.be):
+    if _distributed(P.op):
         from . import _dask
 
         skeleton, X, k, error = _dask.column_id(P, method, rank, tol, interp,
@@ -352,10 +363,10 @@ def cur(A: Array, rank: Int | None = None, *, tol: Float | None = None, method: 
         return _batch.stack_curs(st.xp, results, st.batch, st.tol is None)
     P, rank, tol = _problem(A, rank, tol, sketch=sketch, oversample=oversample,
                             block_size=block_size, rng=rng, check_finite=check_finite,
-                            resolved=resolved)
+                            resolved=resolved, own_first_pass=True)
     meth = _id.METHODS[choice(method, "method", _id.METHODS)]
     choice(core, "core", _cur.CORES)
-    if _distributed(P.be):
+    if _distributed(P.op):
         from . import _dask
 
         return CURResult(*_dask.cur(P, meth, core, rank, tol, check_finite))
@@ -484,15 +495,12 @@ def rsvd(A: Array, rank: Int | None = None, *, tol: Float | None = None, n_iter:
     n_power = as_int(n_power, "n_power", low=0)
     estimate_error2 = _as_bool(estimate_error2, "estimate_error2")
     angles = _as_bool(angles, "angles")
-    if _distributed(P.be):
+    if _distributed(P.op):  # chunked passes: the options with that form only
         for flag, name in ((estimate_error2, "estimate_error2"), (angles, "angles")):
             if flag:
                 raise ValueError(f"{name}=True is not available for Dask arrays")
         if n_iter == "auto":
             raise ValueError("n_iter='auto' is not available for Dask arrays")
-        from . import _dask
-
-        return SVDResult(*_dask.rsvd(P, rank, tol, n_iter, check_finite))
     if n_iter == "auto":
         U, S, Vh, k, error, basis, n_iter, _ = _rsvd.rsvd_auto(P, rank)
     elif tol is None:
@@ -513,8 +521,9 @@ def rsvd(A: Array, rank: Int | None = None, *, tol: Float | None = None, n_iter:
             normEF = math.sqrt(P.normA2) * relative_from_difference(
                 basis.range_sq, P.normA2, P.eps)
             bounds = _angles.angle_bounds(P, basis, k, n_iter, normEF, n_power, P.rng)
-    if P.scale != 1.0:  # singular values of A as given (the angles are scale-free)
-        S = S / P.scale
+    scale = P.scale * P.op.scale  # the front door's, or the operand's own
+    if scale != 1.0:  # singular values of A as given (the angles are scale-free)
+        S = S / scale
     return SVDResult(U, S, Vh, k, error, error_2, bounds)
 
 

@@ -91,19 +91,29 @@ def prepare(op, check_finite=True):
     two, 1.0 almost always) into :func:`safe_window`.
 
     One pass computes ``||A||_F^2``; only when it is outside the window (or not finite) a second
-    finds ``max |a_ij|``: NaN/Inf are then a ``ValueError``, a zero matrix is returned as is, and
-    otherwise A is scaled so that ``max |a_ij|`` lies in [0.5, 1) (a copy)."""
+    finds ``max |a_ij|`` (:func:`window_scale`): NaN/Inf are then a ``ValueError``, a zero matrix
+    is returned as is, and otherwise A is scaled so that ``max |a_ij|`` lies in [0.5, 1) (a
+    copy)."""
     s2 = op.sqnorm()
+    scale = window_scale(op, s2, check_finite)
+    if scale is None:
+        return op, 1.0, s2
+    op = op.scaled(scale)
+    return op, scale, op.sqnorm()
+
+
+def window_scale(op, s2, check_finite=True):
+    """The front door's decision on the squared norm ``s2`` of the operand ``op``: None where A is
+    used as given (``s2`` in :func:`safe_window`, or A zero), else the power of two that brings
+    ``max |a_ij|`` into [0.5, 1) (one pass finds it); NaN/Inf are a ``ValueError``."""
     lo, hi = safe_window(op.xp, op.dtype)
     if lo <= s2 <= hi:  # a NaN fails every comparison
-        return op, 1.0, s2
+        return None
     amax = op.max_abs()
     if not math.isfinite(amax):
         if check_finite:
             raise ValueError("A must not contain NaN or Inf (pass check_finite=False to skip)")
         raise_non_finite("the norm of A")
     if amax == 0.0:
-        return op, 1.0, 0.0
-    scale = math.ldexp(1.0, -math.frexp(amax)[1])
-    op = op.scaled(scale)
-    return op, scale, op.sqnorm()
+        return None
+    return math.ldexp(1.0, -math.frexp(amax)[1])

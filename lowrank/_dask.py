@@ -1,12 +1,19 @@
-"""column_id, row_id, cur and rsvd of ``dask.array`` matrices: chunked passes, small driver work.
+"""Dask arrays: the Dask operand, and the column_id, row_id and cur flows of ``dask.array`` matrices.
 
-The public functions resolve a Dask array to the Dask backend (:mod:`lowrank.backends.dask`), whose
-``distributed`` capability sends them here. Each pass over A is one chunked computation on the
-workers (:func:`~lowrank.backends.dask.persist`); only small objects reach the driver
+:class:`DaskOperand` is the operand (:mod:`lowrank._operand`) of a ``dask.array`` matrix: the
+generic algorithms reach A through it in chunked passes on the workers, and only small objects
+come to the driver. :func:`lowrank.rsvd` runs :mod:`lowrank._rsvd` on it; its range passes fuse a
+range sample, the sample's tall-skinny QR and its product with A into one pass where the rounding
+allows (:func:`_sample_pass`).
+
+The column_id, row_id and cur flows below are still written for Dask: the public functions resolve
+a Dask array to the Dask backend (:mod:`lowrank.backends.dask`), whose ``distributed`` capability
+sends them here. Each pass over A is one chunked computation on the workers
+(:func:`~lowrank.backends.dask.persist`); only small objects reach the driver
 (:func:`~lowrank.backends.dask.gather`): sketches of size (k + p) x n, skeleton indices, k x k
-factors, norms. The selection and interpolation algorithms are the generic ones of
-:mod:`lowrank._id`, :mod:`lowrank._cur` and :mod:`lowrank._rsvd`, applied to those small objects
-with the backend of A's chunk library.
+factors, norms. Their selection and interpolation steps are the generic ones of
+:mod:`lowrank._id` and :mod:`lowrank._cur`, applied to those small objects with the backend of A's
+chunk library.
 
 A column ID works on ``A`` (m x n), a row ID on ``A.T``. Whether the sketch axis (the n columns to
 choose from) is *split* decides the flow: A with one column chunk gets its l x n sketch on the
@@ -43,15 +50,14 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _cur, _id
-from ._contract import safe_window
+from ._contract import window_scale
 from ._linalg import (
-    DIFFERENCE_ROUNDING,
     as_float64,
+    col_sqnorms,
     count,
     ctranspose,
     eps,
     pinv_apply,
-    raise_non_finite,
     relative,
     resolution_level,
     row_sqnorms,
@@ -60,6 +66,7 @@ from ._linalg import (
     sqnorm,
     tail_sums,
 )
+from ._operand import Operand
 from ._sketch import SPARSE_SIGN_NNZ
 from .backends import dask as dk
 
@@ -138,17 +145,9 @@ class DaskProblem(_id.Problem):
         where ``||D||_F^2`` is outside the safe window (or not finite), ``max |d_ij|`` (one more
         pass) decides: NaN/Inf are a ValueError, a zero matrix stays, else D is scaled by a power
         of two (lazily, exact) and True says the caller must redo its pass."""
-        lo, hi = safe_window(self.xp, self.D.dtype)
-        if lo <= s2 <= hi:
+        factor = window_scale(DaskOperand(self.D, frozen=True), s2, self.check_finite)
+        if factor is None:
             return False
-        amax = dk.max_abs(self.D)
-        if not math.isfinite(amax):
-            if self.check_finite:
-                raise ValueError("A must not contain NaN or Inf (pass check_finite=False to skip)")
-            raise_non_finite("the norm of A")
-        if amax == 0.0:
-            return False
-        factor = math.ldexp(1.0, -math.frexp(amax)[1])
         self.scale *= factor
         self.D = dk.freeze(self.D * factor)
         return True
@@ -184,7 +183,7 @@ def problem(P, check_finite) -> DaskProblem:
 
     A's graph is optimized once here (:func:`lowrank.backends.dask.freeze`); every computation of
     the call then submits it as it is."""
-    D = dk.freeze(P.op.A)
+    D = dk.freeze(P.op.D)
     xp, be = dk.chunk_library(D)
     import array_api_compat
 
@@ -752,18 +751,257 @@ def _core(P, C, R, cols, rows, core, X):
 
 
 # ---------------------------------------------------------------------------------------------
-# Randomized SVD
+# The Dask operand: what the generic algorithms reach A through
 
 
-def rsvd(P0, rank, tol, n_iter, check_finite):
-    """``(U, S, Vh, k, error)`` of the randomized SVD of the Dask array ``P0.A``: the algorithms
-    of :mod:`lowrank._rsvd`, every range sample one pass over A (:func:`_sample_pass`; Gaussian
-    test matrices drawn per chunk), every orthonormalization of a tall block a tall-skinny QR on
-    the workers, and ``B = Q^H A`` on the driver (A with one column chunk) or on the workers."""
-    P = problem(P0, check_finite)
-    if tol is None:
-        return _rsvd_fixed(P, rank, n_iter)
-    return _rsvd_adaptive(P, tol, n_iter)
+def _small(P, X):
+    """Bring a small Dask product to the driver."""
+    return P.xp.asarray(dk.gather(X)[0])
+
+
+def _lazy(x) -> bool:
+    return hasattr(x, "dask")
+
+
+def _product(factors):
+    """``F_1 @ ... @ F_p`` of small arrays and Dask arrays (lazy as soon as one is)."""
+    import dask.array as da
+
+    out = factors[-1]
+    for f in factors[-2::-1]:
+        out = da.asarray(f) @ da.asarray(out) if _lazy(f) or _lazy(out) else f @ out
+    return out
+
+
+class DaskOperand(Operand):
+    """A ``dask.array`` matrix of NumPy (or CuPy) chunks, reached by chunked passes on its workers.
+
+    ``xp`` and ``be`` are the chunks' library and backend: the small objects the algorithms work
+    on (sketches, k x k factors, norms) are arrays of it on the driver. What is as large as A
+    along one axis stays on the workers as a Dask array: tall factors (m x l bases, products
+    ``A X``, gathered columns) always, wide ones (l x n, ``W A``, gathered rows) when A has
+    several column chunks (:attr:`split`); a wide product of A with one column chunk comes to the
+    driver. Every pass over A follows the streaming rule of :mod:`lowrank.backends.dask`: each
+    chunk of A feeds one task, which waits on nothing global.
+    """
+
+    kind = "dask"
+    description = "a Dask array"
+    #: The decompositions run as chunked passes (the front end refuses what has no such form).
+    distributed = True
+
+    def __init__(self, D, frozen=False):
+        import array_api_compat
+
+        D = D if frozen else dk.freeze(D)
+        xp, be = dk.chunk_library(D)
+        self._setup(xp, be, D.shape, D.dtype, array_api_compat.device(D._meta))
+        self.D = D
+        self.scale = 1.0
+        self._sqnorm = None  # ||A||_F^2, once a pass has taken it
+        self._door = None  # check_finite while the front door waits for the first pass
+
+    @property
+    def split(self) -> bool:
+        """Whether A's columns span several chunks (its wide products stay on the workers)."""
+        return self.D.numblocks[1] > 1
+
+    @property
+    def T(self) -> DaskOperand:
+        """The operand of ``A.T``, in the state of this one (norm, scale, pending front door)."""
+        t = DaskOperand(self.D.T, frozen=True)
+        t.scale, t._sqnorm, t._door = self.scale, self._sqnorm, self._door
+        return t
+
+    # -- the front door --------------------------------------------------------------------------
+    def defer_front_door(self, check_finite) -> bool:
+        """The front door is taken from the norm of the first pass over A (its own tasks take it:
+        a range pass, or the norm pass of :meth:`sqnorm` where an algorithm asks for the norm
+        first): where that norm is outside the safe window, ``max |a_ij|`` decides (NaN/Inf a
+        ValueError), A is scaled by a power of two (lazily, exact; :attr:`scale`) and the pass
+        runs again."""
+        self._door = check_finite
+        return True
+
+    def _through_door(self, s2) -> bool:
+        """The pending front door on the norm ``s2`` a pass found: True when A was rescaled (the
+        pass must run again)."""
+        if self._door is None:
+            return False
+        check_finite, self._door = self._door, None
+        factor = window_scale(self, s2, check_finite)
+        if factor is None:
+            return False
+        self.D = dk.freeze(self.D * factor)
+        self.scale *= factor
+        return True
+
+    # -- norms -----------------------------------------------------------------------------------
+    def sqnorm(self) -> float:
+        """``||A||_F^2`` (one pass, per-chunk sums in double precision; taken once)."""
+        if self._sqnorm is None:
+            with dk.quiet_pass():
+                s2 = float(dk.gather(dk.sqnorm_lazy(self.D))[0])
+            if self._through_door(s2):
+                return self.sqnorm()
+            self._sqnorm = s2
+        return self._sqnorm
+
+    def max_abs(self) -> float:
+        return dk.max_abs(self.D)
+
+    def scaled(self, factor: float) -> DaskOperand:
+        return DaskOperand(self.D * factor)
+
+    def residual_sqnorm(self, *factors) -> float:
+        """``||A - F_1 @ ... @ F_p||_F^2`` from the residual itself (one pass, in double
+        precision): every chunk of A meets its rows of ``F_1`` and its columns of the rest."""
+        return dk.residual_sqnorm(self.D, factors[0], _product(factors[1:]))
+
+    # -- products --------------------------------------------------------------------------------
+    def matmat(self, X):
+        """``A @ X`` (m x p), persisted on the workers."""
+        import dask.array as da
+
+        return dk.persist(self.D @ (X if _lazy(X) else da.from_array(X, chunks=-1)))[0]
+
+    def left_matmat(self, W):
+        """``W @ A`` (p x n): on the driver, or persisted on the workers when A is split."""
+        import dask.array as da
+
+        WA = (W if _lazy(W) else da.from_array(W, chunks=-1)) @ self.D
+        return dk.persist(WA)[0] if self.split else _small(self, WA)
+
+    def rmatmat(self, Y):
+        return _ct(self.left_matmat(ctranspose(self.xp, Y) if not _lazy(Y) else _ct(Y)))
+
+    def sketch_rows(self, rng, l, kind="gaussian"):
+        """``Omega @ A`` (l x n), each row chunk's block of Omega drawn in its task
+        (:func:`lowrank.backends.dask.sketch`): on the driver, or persisted when A is split."""
+        Y = dk.sketch(self.D, l, rng, kind, SPARSE_SIGN_NNZ)
+        return dk.persist(Y)[0] if self.split else _small(self, Y)
+
+    # -- gathers ---------------------------------------------------------------------------------
+    def take(self, J, axis):
+        """``A[:, J]`` (axis 1) or ``A[J, :]`` (axis 0), lazily (each chunk releases what it
+        holds of them at once: :func:`lowrank.backends.dask.take`)."""
+        return dk.take(self.D, dk.to_host(J), axis)
+
+    def columns(self, J):
+        """``A[:, J]`` (m x len(J)), persisted on the workers."""
+        return dk.persist(self.take(J, 1))[0]
+
+    def rows(self, J):
+        """``A[J, :]`` (len(J) x n): on the driver, or persisted when A is split."""
+        R = self.take(J, 0)
+        return dk.persist(R)[0] if self.split else _small(self, R)
+
+    def block(self, j, e):
+        """Columns j..e-1 of A (lazy)."""
+        return self.D[:, j:e]
+
+    def col_sqnorms(self):
+        """Squared 2-norms of the columns (n, on the driver): per-chunk sums, one pass."""
+        return _small(self, _col_sqnorms_lazy(self.D))
+
+    def column_residuals(self, L, R, J=None):
+        """Squared 2-norms of the columns ``J`` (all if None) of ``A - L @ R`` (n or len(J), on
+        the driver): one pass, each chunk of A with its rows of L and columns of R."""
+        import dask.array as da
+
+        if J is not None:
+            J = dk.to_host(J)
+            RJ = R[:, J] if _lazy(R) else self.xp.take(R, self.xp.asarray(J), axis=1)
+            return _small(self, _col_sqnorms_lazy(self.columns(J) - _product([L, RJ])))
+        k = L.shape[1]
+        Ld = da.asarray(L).rechunk((self.D.chunks[0], (k,)))
+        Rd = da.asarray(R).rechunk(((k,), self.D.chunks[1]))
+        real = np.zeros(0, dtype=self.dtype).real.dtype
+        parts = da.blockwise(_residual_cols_block, "ij", self.D, "ij", Ld, "ik", Rd, "kj",
+                             dtype=real, adjust_chunks={"i": 1}, concatenate=True,
+                             meta=dk.empty_like_meta(self.D, 2, real))
+        return _small(self, parts.sum(axis=0))
+
+    # -- range finding (randomized SVD) ---------------------------------------------------------
+    def gaussian(self, rng, l):
+        """The n x l test matrix, drawn per column chunk of A on the workers."""
+        return dk.normal(rng, self.D.chunks[1], l, self.D)
+
+    def range_pass(self, Z, Q=None, B=None, rounds=2, final=False):
+        """:meth:`Operand.range_pass` in one pass over A where it can (:func:`_sample_pass`; the
+        first also takes ``||A||_F^2`` and the front door); the basis by tall-skinny QRs on the
+        workers. With ``final`` and a basis ``Q``, the
+        re-orthogonalization ``Qy' R2 = Qy - Q (Q^H Qy)`` gives ``Qy'^H A = R2^{-H} Qy^H (A - Q B)``
+        without another pass."""
+        import dask.array as da
+
+        if self._door is not None and self._sqnorm is None:  # the first pass: the norm too
+            with dk.quiet_pass():
+                out = _sample_pass(self, Z, Q, B, norm=True)
+            if self._through_door(out[2]):  # again, on A scaled into the safe range
+                out = _sample_pass(self, Z, Q, B, norm=True)
+            Qy, W, self._sqnorm = out
+        else:
+            Qy, W = _sample_pass(self, Z, Q, B)
+        if final and Q is not None:
+            C = _small(self, _ct(Q) @ Qy)
+            Qy, R2 = dk.tsqr(Qy - Q @ da.asarray(C))
+            if self.split:
+                (W,) = dk.persist(W.map_blocks(_solve_block, R=R2, dtype=self.dtype,
+                                               meta=dk.empty_like_meta(self.D, 2)))
+            else:
+                W = _solve_block(W, R=R2)
+        return Qy, W
+
+    def orth_rows(self, W, rounds=2):
+        """``orth(W^H)``: on the driver, or a tall-skinny QR on the workers."""
+        if not self.split:
+            return self.be.qr(ctranspose(self.xp, W))[0]
+        return dk.tsqr(_ct(W))[0]
+
+    def svd_rows(self, B):
+        """SVD of the K x n matrix B: on the driver, or through a tall-skinny QR of B^H on the
+        workers (``B^H = Qb Rb``, ``B = (Rb^H)`` SVD times ``Qb^H``); Vh is then lazy."""
+        if not _lazy(B):
+            return self.be.svd(B)
+        Qb, Rb = dk.tsqr(_ct(B))
+        Ub, S, Vbh = self.be.svd(ctranspose(self.xp, Rb))
+        return Ub, S, Vbh @ _ct(Qb)
+
+    def join(self, parts, axis):
+        import dask.array as da
+
+        if any(_lazy(p) for p in parts):
+            return da.concatenate([da.asarray(p) for p in parts], axis=axis)
+        return self.xp.concat(parts, axis=axis)
+
+    def factor_sqnorm(self, B) -> float:
+        if _lazy(B):
+            return float(_small(self, dk.row_sqnorms_lazy(B)).sum())
+        return sqnorm(self.xp, B)
+
+    def basis_times(self, Q, X):
+        return Q @ X
+
+
+@dk.quiet
+def _col_sqnorms_block(a):
+    xp, _ = dk._library_of(a)
+    return col_sqnorms(xp, a)[None, :]
+
+
+def _col_sqnorms_lazy(X):
+    """Squared 2-norms of the columns of the Dask array X (lazy, real)."""
+    real = np.zeros(0, dtype=X.dtype).real.dtype
+    return X.map_blocks(_col_sqnorms_block, chunks=((1,) * X.numblocks[0], X.chunks[1]),
+                        dtype=real, meta=dk.empty_like_meta(X, 2, real)).sum(axis=0)
+
+
+@dk.quiet
+def _residual_cols_block(a, l, r):
+    """Column norms of ``a - l r`` for one chunk, as a 1 x c block."""
+    xp, be = dk._library_of(a)
+    return col_sqnorms(xp, a - be.matmul(l, r))[None, :]
 
 
 def _left(P, Q):
@@ -843,7 +1081,7 @@ def _sample_pass(P, Z, Q=None, B=None, norm=False):
 
     With A in one column chunk this is *one* pass: each row chunk's task (:func:`_sample_block`)
     forms its share of Y, the first QR stage of Y and ``W = Y^H A`` (minus ``(Y^H Q) B``) from its
-    chunk of A, and ``WQ = R^{-H} W``. The generic algorithm forms that product from Qy in a pass
+    chunk of A, and ``WQ = R^{-H} W``. The dense range pass forms that product from Qy in a pass
     of its own; here its rounding grows like ``eps cond(R) ||A||``, so it is kept only under
     :data:`ONE_PASS_SAFETY`, else the second pass runs (Y's columns nearly dependent: a fast-
     decaying spectrum, far down), as it always does with several column chunks.
@@ -853,14 +1091,14 @@ def _sample_pass(P, Z, Q=None, B=None, norm=False):
     import dask.array as da
 
     xp, be, D = P.xp, P.be, P.D
-    l, n = Z.shape[1], P.n
+    l, n = Z.shape[1], P.shape[1]
     rows = D.chunks[0]
-    Zd = Z if hasattr(Z, "dask") else da.from_array(Z, chunks=-1)
+    Zd = Z if _lazy(Z) else da.from_array(Z, chunks=-1)
     if not P.split and min(rows) >= l:
         args = [D, "ij", Zd, "jk"]
         bz = None
         if Q is not None:
-            bz = None if hasattr(Z, "dask") else be.matmul(B, Z)  # else in each task
+            bz = None if _lazy(Z) else be.matmul(B, Z)  # else in each task
             args += [Q.rechunk({1: -1}), "iq", da.from_array(B, chunks=-1), "qj"]
         packed = da.blockwise(
             _sample_block, "i", *args, adjust_chunks={"i": lambda r: (r + l) * l + l * n + norm},
@@ -884,7 +1122,7 @@ def _sample_pass(P, Z, Q=None, B=None, norm=False):
                 WQ = WQ - _small(P, _ct(Qy) @ Q) @ B
         return (Qy, WQ) + ((float(s2),) if norm else ())
     # several column chunks (or chunks shorter than the sample): two passes, the first with the
-    # norm in the same tasks as the sample's partial products
+    # norm in the same tasks as the sample's partial products (each chunk of A in one task)
     Yp = da.blockwise(_ypart_block, "jik", D, "ij", Zd, "jk", dtype=D.dtype, norm=norm,
                       adjust_chunks={"i": lambda r: r + norm, "j": 1},
                       meta=dk.empty_like_meta(D, 3)).sum(axis=0)
@@ -897,133 +1135,9 @@ def _sample_pass(P, Z, Q=None, B=None, norm=False):
         Y, s2 = Yp, None
     if Q is not None:
         Y = Y - Q @ (da.asarray(B) @ Zd)
-    Qy, R, *s2 = dk.tsqr(Y, *([s2] if norm else []))
+    Qy, _, *s2 = dk.tsqr(Y, *([s2] if norm else []))
     WQ = _left(P, Qy)
     if Q is not None:
         WQ = dk.persist(WQ - (_ct(Qy) @ Q) @ da.asarray(B))[0] if P.split \
             else WQ - _small(P, _ct(Qy) @ Q) @ B
     return (Qy, WQ) + ((float(dk.gather(s2[0])[0]),) if norm else ())
-
-
-def _orth_rows(P, W):
-    """An orthonormal basis (n x l) of the rows of W, ``orth(W^H)``: on the driver, or a tall-
-    skinny QR on the workers."""
-    xp, be = P.xp, P.be
-    if not P.split:
-        return be.qr(ctranspose(xp, W))[0]
-    return dk.tsqr(_ct(W))[0]
-
-
-def _rsvd_power(P, Qy, WQ, n_iter, Q=None, B=None):
-    """``n_iter`` re-orthonormalized power iterations (:func:`lowrank._rsvd._power`) from the
-    basis ``Qy`` of a range sample and ``WQ = Qy^H (A - Q B)``: each iteration is ``Z`` =
-    ``orth(WQ^H)`` and one :func:`_sample_pass` with Z. Returns the last ``(Qy, WQ)``."""
-    for _ in range(n_iter):
-        Qy, WQ = _sample_pass(P, _orth_rows(P, WQ), Q, B)
-    return Qy, WQ
-
-
-def _small(P, X):
-    """Bring a small Dask product to the driver."""
-    return P.xp.asarray(dk.gather(X)[0])
-
-
-def _svd_of_wide(P, B):
-    """SVD of the K x n matrix B: directly on the driver, or through a tall-skinny QR of B^H on
-    the workers (``B^H = Qb Rb``, ``B = (Rb^H)`` SVD times ``Qb^H``); Vh is then lazy."""
-    xp, be = P.xp, P.be
-    if not P.split:
-        return be.svd(B)
-    Qb, Rb = dk.tsqr(_ct(B))
-    Ub, S, Vbh = be.svd(ctranspose(xp, Rb))
-    return Ub, S, Vbh @ _ct(Qb)
-
-
-def _rsvd_fixed(P, k, n_iter):
-    """:func:`lowrank._rsvd.rsvd_fixed` in ``n_iter + 1`` passes over A (the generic sequence of
-    ``2 n_iter + 2`` products, two at a time; :func:`_sample_pass`), ||A||_F in the first."""
-    xp = P.xp
-    l = min(k + P.oversample, min(P.m, P.n))
-    Om = dk.normal(P.rng, P.D.chunks[1], l, P.D)
-    with dk.quiet_pass():
-        Qy, WQ, s2 = _sample_pass(P, Om, norm=True)
-    if P.rescaled(float(s2)):  # the first pass again, on A scaled into the safe range
-        Qy, WQ, s2 = _sample_pass(P, Om, norm=True)
-    P.normA2 = float(s2)
-    Q, B = _rsvd_power(P, Qy, WQ, n_iter)
-    Ub, S, Vh = _svd_of_wide(P, B)
-    U = Q @ Ub[:, :k]
-    S, Vh = S[:k], Vh[:k, :]
-    error = P.certified(P.normA2 - sqnorm(xp, S), lambda: P.residual(U, _scale_rows(xp, S, Vh)))
-    return U, S / P.scale, Vh, k, error
-
-
-def _scale_rows(xp, S, Vh):
-    """``diag(S) @ Vh`` (Vh on the driver, or lazy)."""
-    return Vh * xp.astype(S, Vh.dtype)[:, None]
-
-
-def _rsvd_adaptive(P, tol, n_iter):
-    """Blocked adaptive range finder (randQB_EI), as :func:`lowrank._rsvd.rsvd_adaptive`, each
-    block in ``n_iter + 1`` passes over A (:func:`_sample_pass`): its sample and power iterations,
-    the last of which also gives ``Q_i^H (A - Q B)``; the re-orthogonalization against the basis,
-    ``Q_i' R2 = Q_i - Q (Q^H Q_i)``, then gives ``B_i = R2^{-H} Q_i^H (A - Q B)`` without a pass."""
-    import dask.array as da
-
-    xp = P.xp
-    kmax = min(P.m, P.n)
-    Qs, Bs = [], []
-    Q = B = None
-    K = 0
-    total = resid = base = thr = None
-    e = P.eps
-    while total is None or (resid > thr - DIFFERENCE_ROUNDING * e * base and K < kmax):
-        b = min(P.block_size, kmax - K)
-        Om = dk.normal(P.rng, P.D.chunks[1], b, P.D)
-        if total is None:  # first pass: also ||A||_F^2
-            with dk.quiet_pass():
-                Qy, WQ, s2 = _sample_pass(P, Om, norm=True)
-            if P.rescaled(float(s2)):  # the first pass again, on A scaled into the safe range
-                Om = dk.normal(P.rng, P.D.chunks[1], b, P.D)
-                Qy, WQ, s2 = _sample_pass(P, Om, norm=True)
-            total = resid = base = P.normA2 = float(s2)
-            thr = tol**2 * total
-            if resid <= thr - DIFFERENCE_ROUNDING * e * base:
-                break
-        else:
-            Qy, WQ = _sample_pass(P, Om, Q, B)
-        Qi, Bi = _rsvd_power(P, Qy, WQ, n_iter, Q, B)
-        if Q is not None:  # re-orthogonalize against the basis (twice is enough)
-            C = _small(P, _ct(Q) @ Qi)
-            Qi, R2 = dk.tsqr(Qi - Q @ da.asarray(C))
-            Bi = Bi.map_blocks(_solve_block, R=R2, dtype=P.D.dtype, meta=dk.empty_like_meta(P.D, 2)) \
-                if P.split else _solve_block(Bi, R=R2)
-        if P.split:
-            (Bi,) = dk.persist(Bi)
-        Qs.append(Qi)
-        Bs.append(Bi)
-        Q = da.concatenate(Qs, axis=1)
-        B = xp.concat(Bs, axis=0) if not P.split else da.concatenate(Bs, axis=0)
-        resid -= float(_small(P, dk.row_sqnorms_lazy(Bi)).sum()) if P.split else sqnorm(xp, Bi)
-        K += b
-        if resid < resolution_level(e) * base:  # the downdates lost the digits: recompute
-            resid = base = P.residual(Q, B)
-    D = P.D
-    if K == 0:
-        z = da.zeros((P.m, 0), chunks=(D.chunks[0], (0,)), dtype=D.dtype, meta=dk.empty_like_meta(D, 2))
-        vh = _empty_interp(P)
-        from ._linalg import real_dtype
-
-        return z, xp.zeros(0, dtype=real_dtype(xp, D.dtype), device=P.device), vh, 0, \
-            relative(resid, total)
-    Ub, S, Vh = _svd_of_wide(P, B)
-    tail = tail_sums(xp, S * S)
-    k = min(count(xp, tail + resid > thr - DIFFERENCE_ROUNDING * e * base), K)
-    while True:
-        U, Sk, Vhk = Q @ Ub[:, :k], S[:k], Vh[:k, :]
-        error = P.certified(resid + float(tail[k]),
-                            lambda: P.residual(U, _scale_rows(xp, Sk, Vhk)))  # noqa: B023
-        if error <= tol or k == K:
-            break
-        k += 1  # rounding of the factors put this rank over tol
-    return U, Sk / P.scale, Vhk, k, error

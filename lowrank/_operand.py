@@ -11,8 +11,10 @@ Kinds: :class:`DenseOperand` (a dense array of any array-API library, through it
 :class:`SparseOperand` (a ``scipy.sparse`` matrix or array of any format, or a
 ``cupyx.scipy.sparse`` one: never densified) and :class:`OperatorOperand` (anything with
 ``matmat``/``rmatmat``, a ``scipy.sparse.linalg.LinearOperator`` above all: entries only through
-products). Small results (sketches, products with blocks, gathered columns) are dense arrays of
-the operand's namespace ``xp``; :meth:`Operand.take` returns the operand's own kind (the skeleton
+products), and :class:`lowrank._dask.DaskOperand` (a ``dask.array`` matrix: chunked passes on
+its workers; what is as large as A along a split axis stays there, lazy). Small results
+(sketches, products with blocks, gathered columns) are dense arrays of the operand's namespace
+``xp``; :meth:`Operand.take` returns the operand's own kind (the skeleton
 matrices a caller gets back: sparse in, sparse out). :func:`lowrank._namespace.resolve` decides
 the kind; :func:`make_operand` builds the operand.
 """
@@ -23,7 +25,7 @@ import math
 
 import array_api_compat
 
-from ._linalg import col_sqnorms, ctranspose, real_dtype
+from ._linalg import col_sqnorms, ctranspose, orthonormal_basis, real_dtype
 from ._sketch import sketch_rows
 
 #: Bytes of one column block of :meth:`Operand.residual_sqnorm` (the residual of a block of
@@ -41,6 +43,9 @@ class Operand:
 
     kind = "abstract"
     ndim = 2
+    #: The power of two an operand that takes the front door itself (:meth:`defer_front_door`)
+    #: scaled A by; outputs with units are unscaled by it.
+    scale = 1.0
     #: Gathering many columns costs about one read of A (the optimal solve may use that).
     cheap_columns = False
 
@@ -48,6 +53,13 @@ class Operand:
         self.xp, self.be = xp, be
         self.shape = (int(shape[0]), int(shape[1]))
         self.dtype, self.device = dtype, device
+
+    def defer_front_door(self, check_finite) -> bool:
+        """Whether this operand takes the front door (:func:`lowrank._contract.prepare`) itself,
+        from the norm its first pass over A takes in the same tasks: ``sqnorm`` and
+        :attr:`scale` are then final after that pass. The in-memory kinds do not (False): their
+        norm pass costs little next to an algorithm's passes."""
+        return False
 
     def rmatmat(self, Y):
         """``A^H @ Y``, as ``(Y^H A)^H``."""
@@ -96,6 +108,59 @@ class Operand:
             e = min(n, j + cols)
             total += be.sqnorm(xp.astype(self.block(j, e), wide) - be.matmul(L, R[:, j:e]))
         return total
+
+    # -- range finding (randomized SVD) ---------------------------------------------------------
+    # The tall factors (m x l bases) and wide ones (l x n products ``Q^H A``) of a range finder
+    # are as large as A along one axis: these hooks let a kind keep them where it keeps A (the
+    # defaults: dense arrays of ``xp``, in memory).
+
+    def gaussian(self, rng, l):
+        """An n x l test matrix of i.i.d. N(0, 1) entries in A's dtype."""
+        xp = self.xp
+        g = self.be.standard_normal(rng, (self.shape[1], l), real_dtype(xp, self.dtype),
+                                    device=self.device)
+        return xp.astype(g, self.dtype)
+
+    def range_pass(self, Z, Q=None, B=None, rounds=2, final=False):
+        """One range sample and its projection, ``(Qy, W)``: ``Qy = orth(A Z - Q (B Z))`` (m x l,
+        ``rounds`` of :func:`~lowrank._linalg.orthonormal_basis`) and ``W = Qy^H (A - Q B)``, for
+        an existing orthonormal basis ``Q`` with ``B = Q^H A`` (or none). With ``final`` the
+        block joins the basis: ``Qy`` is orthogonalized against ``Q`` once more and ``W`` is
+        ``Qy^H A``. Dense: two products with A."""
+        xp, be = self.xp, self.be
+        Y = self.matmat(Z)
+        if Q is not None:
+            Y = Y - be.matmul(Q, be.matmul(B, Z))
+        Qy = orthonormal_basis(be, xp, Y, rounds)
+        if final and Q is not None:  # re-orthogonalize against the basis (twice is enough)
+            Qy = orthonormal_basis(be, xp, Qy - be.matmul(Q, be.matmul(ctranspose(xp, Q), Qy)),
+                                   rounds)
+        W = self.left_matmat(ctranspose(xp, Qy))
+        if Q is not None and not final:
+            W = W - be.matmul(be.matmul(ctranspose(xp, Qy), Q), B)
+        return Qy, W
+
+    def orth_rows(self, W, rounds=2):
+        """An orthonormal basis (n x l) of the rows of a wide ``W`` of :meth:`range_pass`:
+        ``orth(W^H)``."""
+        xp = self.xp
+        return orthonormal_basis(self.be, xp, ctranspose(xp, W), rounds)
+
+    def svd_rows(self, B):
+        """``(U, S, Vh)``, the SVD of a wide K x n factor ``B`` (a :meth:`range_pass` product)."""
+        return self.be.svd(B)
+
+    def join(self, parts, axis):
+        """Range-finder factors joined: bases side by side (axis 1), products stacked (axis 0)."""
+        return self.xp.concat(parts, axis=axis)
+
+    def factor_sqnorm(self, B) -> float:
+        """``||B||_F^2`` of a wide factor, as a Python float."""
+        return self.be.sqnorm(B)
+
+    def basis_times(self, Q, X):
+        """``Q @ X`` for a tall basis ``Q`` (m x l) and a small ``X`` (l x k)."""
+        return self.be.matmul(Q, X)
 
     def _block_columns(self) -> int:
         m, n = self.shape

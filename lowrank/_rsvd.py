@@ -31,37 +31,34 @@ class Basis(NamedTuple):
     range_sq: float
 
 
-def _gaussian(P, shape):
-    xp = P.xp
-    g = P.be.standard_normal(P.rng, shape, real_dtype(xp, P.dtype), device=P.device)
-    return xp.astype(g, P.dtype)
+def _gaussian(P, l):
+    """An n x l Gaussian test matrix (the operand's kind decides where it lives)."""
+    return P.op.gaussian(P.rng, l)
 
 
 def _orth(P, Y, rounds=2):
     return orthonormal_basis(P.be, P.xp, Y, rounds)
 
 
-def _power(P, Y, n_iter, Q=None, B=None):
-    """``n_iter`` re-orthonormalized power iterations on the range sample ``Y`` (m x b), kept
-    orthogonal to an existing basis ``Q`` (with ``B = Q^H A``) when given."""
-    xp, be, op = P.xp, P.be, P.op
-    for _ in range(n_iter):
-        # between passes the basis needs the right range and a small condition number only
-        Y = _orth(P, Y, rounds=1 if Q is None else 2)
-        W = op.left_matmat(ctranspose(xp, Y))  # (A^H Y)^H without a conjugated copy of A
-        if Q is not None:
-            W = W - be.matmul(be.matmul(ctranspose(xp, Y), Q), B)
-        Z = _orth(P, ctranspose(xp, W), rounds=1 if Q is None else 2)
-        Y = op.matmat(Z)
-        if Q is not None:
-            Y = Y - be.matmul(Q, be.matmul(B, Z))
-    return Y
+def _power(P, Z, n_iter, Q=None, B=None):
+    """The range sample ``A Z`` (kept orthogonal to an existing basis ``Q`` with ``B = Q^H A``,
+    when given) through ``n_iter`` re-orthonormalized power iterations: ``(Qy, W)``, the
+    orthonormal basis of the last sample and ``W = Qy^H A``, Qy orthogonal to Q
+    (:meth:`lowrank._operand.Operand.range_pass`, one call per pass pair)."""
+    op = P.op
+    # between passes the basis needs the right range and a small condition number only
+    rounds = 1 if Q is None else 2
+    Qy, W = op.range_pass(Z, Q, B, rounds if n_iter else 2, final=not n_iter)
+    for i in range(n_iter):
+        last = i == n_iter - 1
+        Qy, W = op.range_pass(op.orth_rows(W, rounds), Q, B, 2 if last else rounds, final=last)
+    return Qy, W
 
 
 def rsvd_fixed(P, k, n_iter):
     """Rank-k randomized SVD with a (k + oversample)-column Gaussian range sample."""
     l = min(k + P.oversample, min(P.m, P.n))
-    return _from_sample(P, k, P.op.matmat(_gaussian(P, (P.n, l))), n_iter)
+    return _from_basis(P, k, *_power(P, _gaussian(P, l), n_iter))
 
 
 #: ``n_iter="auto"`` spends what the default fixed-rank run costs: ``(2 * 2 + 2) (k + p)``.
@@ -87,7 +84,7 @@ def rsvd_auto(P, k):
     xp, be, op = P.xp, P.be, P.op
     r = min(P.m, P.n)
     l0 = min(k + P.oversample, r)
-    Q = _orth(P, op.matmat(_gaussian(P, (P.n, l0))))
+    Q = _orth(P, op.matmat(_gaussian(P, l0)))
     B = op.left_matmat(ctranspose(xp, Q))
     s0 = _angles._host(xp, be.svd(B)[1])
     q, l = AUTO_BUDGET_ITER, l0  # the default run: zero matrix, l0 = r, or no oversampling
@@ -100,30 +97,21 @@ def rsvd_auto(P, k):
                                                  min_oversample=l0 - k)
         q, l = choice.n_iter, k + choice.oversample
     if l > l0:  # extend the basis (block Gram-Schmidt, twice) and B by the new columns
-        Y = op.matmat(_gaussian(P, (P.n, l - l0)))
+        Y = op.matmat(_gaussian(P, l - l0))
         for _ in range(2):
             Y = Y - be.matmul(Q, be.matmul(ctranspose(xp, Q), Y))
         Q1 = _orth(P, Y)
         Q = xp.concat([Q, Q1], axis=1)
         B = xp.concat([B, op.left_matmat(ctranspose(xp, Q1))], axis=0)
     if q > 0:  # the first power iteration starts from B^H = A^H Q, already computed
-        Y = _power(P, op.matmat(_orth(P, ctranspose(xp, B))), q - 1)
-        Q = _orth(P, Y)
-        B = op.left_matmat(ctranspose(xp, Q))
+        Q, B = _power(P, _orth(P, ctranspose(xp, B)), q - 1)
     return (*_from_basis(P, k, Q, B), q, l)
-
-
-def _from_sample(P, k, Y, n_iter):
-    """The rest of a fixed-rank run from its range sample ``Y = A Omega``."""
-    xp = P.xp
-    Q = _orth(P, _power(P, Y, n_iter))
-    return _from_basis(P, k, Q, P.op.left_matmat(ctranspose(xp, Q)))
 
 
 def _from_basis(P, k, Q, B):
     """Rank-k truncated SVD of ``Q B`` with ``B = Q^H A``, its error and its ``Basis``."""
-    xp, be = P.xp, P.be
-    Ub, S, Vh = be.svd(B)
+    xp = P.xp
+    Ub, S, Vh = P.op.svd_rows(B)
     basis = Basis(Q, B, S, Vh, P.normA2 - sqnorm(xp, S))
     U, S, Vh, error = _truncated(P, Q, Ub, S, Vh, k, P.normA2 - sqnorm(xp, S[:k]))
     return U, S, Vh, k, error, basis
@@ -133,7 +121,7 @@ def _truncated(P, Q, Ub, S, Vh, k, err2):
     """``U = Q Ub[:, :k]``, ``S[:k]``, ``Vh[:k]`` and their certified relative error (the squared
     error ``err2`` of the bookkeeping, or the residual where that cannot resolve it):
     ``U diag(S) Vh = U U^H A`` is a projection of A."""
-    U = P.be.matmul(Q, Ub[:, :k])
+    U = P.op.basis_times(Q, Ub[:, :k])
     S, Vh = S[:k], Vh[:k, :]
     return U, S, Vh, P.certified(err2, lambda: P.op.residual_sqnorm(U, _diag(P.xp, S), Vh))
 
@@ -154,8 +142,10 @@ def rsvd_adaptive(P, tol, n_iter):
     once it falls to the resolution of that (:func:`~lowrank._linalg.resolution_level`) it is
     recomputed from the residual ``A - Q B`` itself (one pass over A) and tracked from there on:
     the stopping rule and the rank stay true at every tolerance (:mod:`lowrank._contract`)."""
-    xp, be, op = P.xp, P.be, P.op
+    xp, op = P.xp, P.op
     kmax = min(P.m, P.n)
+    # the first block before the norm: an operand may take the norm in that block's first pass
+    first = _power(P, _gaussian(P, min(P.block_size, kmax)), n_iter)
     total = P.normA2
     e = P.eps
     thr = tol**2 * total
@@ -168,20 +158,15 @@ def rsvd_adaptive(P, tol, n_iter):
         while (force or resid > thr - DIFFERENCE_ROUNDING * e * base) and K < kmax:
             force = False
             b = min(P.block_size, kmax - K)
-            Om = _gaussian(P, (P.n, b))
-            Y = op.matmat(Om)
-            if Q is not None:
-                Y = Y - be.matmul(Q, be.matmul(B, Om))
-            Y = _power(P, Y, n_iter, Q, B)
-            Qi = _orth(P, Y)
-            if Q is not None:  # re-orthogonalize against the basis (twice is enough)
-                Qi = _orth(P, Qi - be.matmul(Q, be.matmul(ctranspose(xp, Q), Qi)))
-            Bi = op.left_matmat(ctranspose(xp, Qi))
+            if first is not None:
+                (Qi, Bi), first = first, None
+            else:
+                Qi, Bi = _power(P, _gaussian(P, b), n_iter, Q, B)
             Qs.append(Qi)
             Bs.append(Bi)
-            Q = xp.concat(Qs, axis=1)
-            B = xp.concat(Bs, axis=0)
-            resid -= be.sqnorm(Bi)
+            Q = op.join(Qs, axis=1)
+            B = op.join(Bs, axis=0)
+            resid -= op.factor_sqnorm(Bi)
             K += b
             if resid < resolution_level(e) * base:  # the downdates lost the digits: recompute
                 resid = base = op.residual_sqnorm(Q, B)
@@ -189,7 +174,7 @@ def rsvd_adaptive(P, tol, n_iter):
             z = xp.zeros((P.m, 0), dtype=P.dtype, device=P.device)
             return z, xp.zeros(0, dtype=real_dtype(xp, P.dtype), device=P.device), \
                 xp.zeros((0, P.n), dtype=P.dtype, device=P.device), 0, relative(resid, total), None
-        Ub, S, Vh = be.svd(B)
+        Ub, S, Vh = op.svd_rows(B)
         tail = tail_sums(xp, S * S)  # tail[j] = sum_{i >= j} S_i^2, j = 0..K
         k = min(count(xp, tail + resid > thr - DIFFERENCE_ROUNDING * e * base), K)
         while True:

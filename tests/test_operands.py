@@ -207,3 +207,128 @@ def test_estimates_take_every_kind():
         A = _as(kind, S)
         assert abs(lowrank.estimate_spectral_norm(A, rng=0) - s[0]) <= 1e-8 * s[0]
         assert lowrank.estimate_rank(A, 1e-2, rng=0) == int(np.sum(s > 1e-2 * s[0]))
+
+
+@pytest.mark.parametrize("chunks", [(90, -1), (90, 25), (40, 25)], ids=["dask-1", "dask-cols", "dask-both"])
+def test_dask_operand_is_an_operand(chunks, dtype):
+    """The Dask operand does what the dense operand does, on the same matrix: norms, products,
+    gathers (lazy in the operand's own kind), residuals and the range-finder hooks; what is as
+    large as A along a split axis stays a Dask array."""
+    da = pytest.importorskip("dask.array")
+    from lowrank.backends import backend_for
+
+    from lowrank._dask import DaskOperand
+    from lowrank._operand import DenseOperand
+
+    S = _matrix(dtype)
+    D = S.toarray()
+    xp = lowrank._namespace.resolve(D)[0]
+    dense, op = DenseOperand(xp, backend_for(xp), D), DaskOperand(da.from_array(D, chunks=chunks))
+    split = op.D.numblocks[1] > 1
+    rtol = 1e-4 if dtype in (np.float32, np.complex64) else 1e-11
+    rng = np.random.default_rng(0)
+    X, W = (rng.standard_normal(s).astype(dtype) for s in ((70, 6), (5, 90)))
+    J = np.array([3, 60, 0, 27])
+
+    def close(a, b):
+        a, b = _dense(a), _dense(b)
+        assert a.shape == b.shape and np.allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
+
+    assert (op.shape, op.dtype, op.T.shape) == (dense.shape, dense.dtype, (70, 90))
+    assert np.isclose(op.sqnorm(), dense.sqnorm(), rtol=rtol)
+    assert op.max_abs() == dense.max_abs()
+    assert np.isclose(op.scaled(0.5).sqnorm(), 0.25 * dense.sqnorm(), rtol=rtol)
+    close(op.col_sqnorms(), dense.col_sqnorms())
+    close(op.matmat(X), dense.matmat(X))
+    close(op.left_matmat(W), dense.left_matmat(W))
+    close(op.rmatmat(W.T), dense.rmatmat(W.T))
+    close(op.columns(J), D[:, J])
+    close(op.rows(J), D[J, :])
+    close(op.block(5, 31), D[:, 5:31])
+    assert isinstance(op.take(J, 1), da.Array) and np.array_equal(_dense(op.take(J, 0)), D[J, :])
+    assert isinstance(op.columns(J), da.Array) and isinstance(op.rows(J), da.Array) == split
+    L, R = D[:, J], np.linalg.lstsq(D[:, J], D, rcond=None)[0].astype(dtype)
+    assert np.isclose(op.residual_sqnorm(L, R), dense.residual_sqnorm(L, R), rtol=1e-6)
+    close(op.column_residuals(L, R), dense.column_residuals(L, R))
+    close(op.column_residuals(L, R, J[:2]), dense.column_residuals(L, R, J[:2]))
+    assert op.sketch_rows(np.random.default_rng(0), 8).shape == (8, 70)
+    # range-finder hooks: the same basis and products as the dense ones, up to rounding
+    Z = _dense(op.gaussian(np.random.default_rng(1), 6))
+    Qd, Bd = dense.range_pass(Z)
+    Q, B = op.range_pass(Z)
+    assert isinstance(Q, da.Array) and isinstance(B, da.Array) == split
+    close(abs(_dense(Q).conj().T @ Qd), np.eye(6))  # the same range, orthonormal
+    close(_dense(Q) @ _dense(B), Qd @ Bd)
+    Q2, B2 = op.range_pass(_dense(op.orth_rows(B)), Q, B, final=True)
+    Qf, Bf = op.join([Q, Q2], axis=1), op.join([B, B2], axis=0)
+    close(_dense(Qf).conj().T @ _dense(Qf), np.eye(12))
+    close(Bf, _dense(Qf).conj().T @ D)
+    assert np.isclose(op.factor_sqnorm(Bf), np.linalg.norm(_dense(Bf)) ** 2, rtol=1e-6)
+    U, s, Vh = op.svd_rows(Bf)
+    close((_dense(op.basis_times(Qf, U)) * s) @ _dense(Vh), _dense(Qf) @ _dense(Bf))
+
+
+@pytest.mark.parametrize("n_iter", [0, 2])
+def test_dask_rsvd_takes_the_norm_in_its_first_pass(n_iter):
+    """A fixed-rank rsvd of a Dask array with one column chunk reads A ``n_iter + 1`` times: the
+    front door's norm comes from the first range pass's own tasks (no pass of its own)."""
+    da = pytest.importorskip("dask.array")
+    import dask
+
+    from lowrank.testing import matrix_with_spectrum
+
+    A = matrix_with_spectrum(400, 60, 0.9 ** np.arange(60), rng=0)
+    reads = []
+
+    def read(block):
+        reads.append(1)
+        return block
+
+    D = da.from_array(A, chunks=(100, 60)).map_blocks(read, dtype=A.dtype, meta=np.zeros((0, 0)))
+    with dask.config.set(scheduler="sync"):
+        res = lowrank.rsvd(D, 10, n_iter=n_iter, rng=0)
+        U = np.asarray(res.U.compute())
+    assert len(reads) == (n_iter + 1) * 4  # 4 chunks a pass (U is computed from its factors)
+    true = np.linalg.norm(A - (U * res.S) @ res.Vh) / np.linalg.norm(A)
+    assert abs(res.error - true) <= 0.01 * true
+
+
+@pytest.mark.parametrize("c", [1e300, 1e-300])
+@pytest.mark.parametrize("chunks", [(100, 60), (100, 20)], ids=["dask-1", "dask-cols"])
+def test_dask_rsvd_front_door_in_the_first_pass(c, chunks):
+    """Where the first pass finds ``||A||_F`` outside the safe window, A is scaled by a power of
+    two and the pass runs again: same singular values (scaled by c) and relative error as the
+    unscaled matrix, quietly, in fixed rank and in tolerance mode; NaN is the front door's
+    ValueError."""
+    da = pytest.importorskip("dask.array")
+    import warnings
+
+    from lowrank.testing import matrix_with_spectrum
+
+    A = matrix_with_spectrum(400, 60, 0.9 ** np.arange(60), rng=0)
+    for kw in (dict(rank=10), dict(tol=1e-3)):
+        ref = lowrank.rsvd(da.from_array(A, chunks=chunks), rng=0, **kw)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            res = lowrank.rsvd(da.from_array(A * c, chunks=chunks), rng=0, **kw)
+        assert res.rank == ref.rank and np.allclose(res.S / c, ref.S, rtol=1e-12)
+        assert np.isclose(res.error, ref.error, rtol=1e-9)
+    A[7, 3] = np.nan
+    with pytest.raises(ValueError, match="must not contain NaN or Inf"):
+        lowrank.rsvd(da.from_array(A, chunks=chunks), 5, rng=0)
+
+
+def test_dask_operand_transpose_keeps_the_front_door():
+    """``DaskOperand.T`` carries the pending front door: the transposed operand takes it on its
+    first norm (scaling itself), and its norm is that of A."""
+    da = pytest.importorskip("dask.array")
+    from lowrank._dask import DaskOperand
+
+    A = np.random.default_rng(0).standard_normal((30, 20)) * 1e300
+    op = DaskOperand(da.from_array(A, chunks=(10, 20)))
+    assert op.defer_front_door(True)
+    t = op.T
+    assert t.shape == (20, 30) and t.scale == 1.0
+    s2 = t.sqnorm()
+    assert t.scale == 2.0 ** -np.frexp(np.abs(A).max())[1]
+    assert np.isclose(s2, np.linalg.norm(A * t.scale) ** 2, rtol=1e-12)
