@@ -239,8 +239,10 @@ class SketchCPQR:
             if j + p > l and l < P.m:  # too few rows to trust: double the sketch
                 if P.column_rule is not None and 2 * l > CPQR_RULE_ROWS and not P.own_rank:
                     # geqp3 of a wide sketch is mostly matrix-vector work (a 1024 x 6000
-                    # sketch: 3.5 s); the blocked LUPP grows its skeleton by BLAS-3 steps
-                    return _blocked_lupp(P, tol)
+                    # sketch: 3.5 s): a rank this large among few columns pivots on the Gram
+                    # matrix, otherwise the blocked LUPP grows its skeleton by BLAS-3 steps
+                    few = P.n <= GRAM_HANDOVER * CPQR_RULE_ROWS
+                    return (few and _gram_pivots(P, tol)) or _blocked_lupp(P, tol)
                 extra = min(l, P.m - l)
                 Y = xp.concat([Y, P.sketch_rows(extra) * math.sqrt(extra / l0)], axis=0)
                 l += extra
@@ -276,6 +278,12 @@ class SketchCPQR:
 #: the small ranks, where a skeleton's quality shows most: on Hilbert(500) at rank 3 the LUPP
 #: skeleton erred 1.8x more).
 CPQR_RULE_ROWS = 256
+
+#: ... and on a matrix of at most ``GRAM_HANDOVER * CPQR_RULE_ROWS`` columns (the rank is then at
+#: least a tenth of them) to the Gram pivots, where they apply: one syrk and pstrf, where the
+#: blocked LUPP's growth and the optimal solve's checks cost more (digits RBF kernel 1797^2,
+#: rank ~450: 0.44 against 1.08 s).
+GRAM_HANDOVER = 8
 
 
 class PivotedQR:
