@@ -163,7 +163,7 @@ import numpy as np
 
 from . import _id, _spectral
 from ._contract import prepare, tol_floor
-from ._linalg import col_sqnorms, ctranspose
+from ._linalg import as_float64, col_sqnorms, ctranspose
 from ._namespace import resolve
 from ._operand import DenseOperand, make_operand
 from ._results import scipy_form
@@ -329,14 +329,19 @@ def _problem(op, gen, rand):
 
 def _operator_norms(P):
     """``(||A||_F^2, c_max^2)`` of an operator, estimated from one Gaussian sketch of
-    :data:`_BLOCK` rows (unbiased per column, as SciPy's randomized path estimates them)."""
+    :data:`_BLOCK` rows (unbiased per column, as SciPy's randomized path estimates them). Where
+    the sketch's entries are far from 1 (their squares would underflow or overflow), the operator
+    is scaled by a power of two first (``P.op``; the interpolation does not change)."""
     xp = P.xp
     Y = P.sketch_rows(min(_BLOCK, P.m))
-    c2 = col_sqnorms(xp, Y)
-    total = float(xp.sum(c2))
-    if not math.isfinite(total):
+    amax = float(xp.max(xp.abs(Y)))
+    if not math.isfinite(amax):
         raise ValueError("A must not contain NaN or Inf (its products are not finite)")
-    return total, float(xp.max(c2))
+    if amax > 0.0 and not 2.0**-400 < amax < 2.0**400:
+        scale = math.ldexp(1.0, -math.frexp(amax)[1])
+        P.op, Y = P.op.scaled(scale), Y * scale
+    c2 = col_sqnorms(xp, Y)
+    return float(xp.sum(as_float64(xp, c2))), float(xp.max(c2))
 
 
 def _tolerance(op, eps, rand, gen):

@@ -600,3 +600,20 @@ def test_estimate_rank():
             assert sli.estimate_rank(A, eps, rng=1) == np.sum(s > eps * s[0])
     assert sli.estimate_rank(np.zeros((5, 4)), 0.1) == 0
     assert sli.estimate_rank(rng.random((50, 40)), 0.0, rng=0) == 40
+
+
+@pytest.mark.parametrize("c", [1e-300, 1e300, 1.0])
+def test_any_scale_same_id(c):
+    """Arrays go through lowrank's front door (power-of-two rescaling), operators are rescaled
+    from their first sketch: ``c * A`` gives the ID of A (same rank and skeleton, same relative
+    error), where squares of the entries would underflow or overflow."""
+    A = fast(300, 200, 10)
+    for rand in (True, False):
+        k0, idx0, proj0 = sli.interp_decomp(A, 1e-4, rand=rand, rng=0)
+        k, idx, proj = sli.interp_decomp(c * A, 1e-4, rand=rand, rng=0)
+        assert k == k0 and np.array_equal(idx[:k], idx0[:k])
+        np.testing.assert_allclose(proj, proj0, rtol=1e-8, atol=1e-12)
+    k0, idx0, proj0 = sli.interp_decomp(aslinearoperator(A), 1e-4, rng=0)
+    k, idx, proj = sli.interp_decomp(aslinearoperator(c * A), 1e-4, rng=0)
+    assert k == k0 and np.array_equal(idx[:k], idx0[:k])
+    assert err2(A, k, idx, proj) <= 10 * 1e-4
