@@ -23,6 +23,7 @@ from ._linalg import (
     ctranspose,
     eps,
     index_mask,
+    orthonormal_basis,
     relative,
     relative_from_difference,
     resolution_level,
@@ -70,6 +71,10 @@ class Problem:
     #: resolve them); False where A's norm is only an estimate and no one reads the error (the
     #: drop-in's operators, whose columns cost a product each).
     certify: bool = True
+    #: Power iterations of the fixed-rank sketch, ``Y <- orth(Y A^H)^H A`` (two more passes over
+    #: A each): pivots closer to those of A's dominant subspace where the spectrum decays slowly.
+    #: Fixed rank only (the tolerance modes need the sketch's unbiased norms).
+    power: int = 0
 
     @property
     def m(self) -> int:
@@ -102,7 +107,12 @@ class Problem:
         return as_float64(self.xp, self.op.col_sqnorms())
 
     def sketch_rows(self, l):
-        return self.op.sketch_rows(self.rng, l, self.sketch)
+        Y = self.op.sketch_rows(self.rng, l, self.sketch)
+        xp, op = self.xp, self.op
+        for _ in range(self.power):
+            W = orthonormal_basis(self.be, xp, op.matmat(ctranspose(xp, Y)))  # m x l
+            Y = op.left_matmat(ctranspose(xp, W))
+        return Y
 
     def transposed(self) -> Problem:
         """The problem of ``A.T`` (a row ID as a column ID), same options and generator."""

@@ -380,12 +380,11 @@ def _fixed(op, k, rand, gen):
         # a sketch of k + k/2 rows (k + 10 left the worst of 12 seeds at 1.24x the
         # deterministic error, k + k/2 at 1.12x); where it would not be much smaller than A,
         # the deterministic pivots cost about as much and are better
-        P.oversample = max(10, k // 2)
+        P.oversample, P.power = max(10, k // 2), 1
         sketchy = rand and 2 * (k + P.oversample) < min(op.shape)
         method, interp = ("cpqr" if sketchy else "qr"), "optimal"
     else:
         method, interp = "cpqr", "optimal"
-        P.oversample = max(10, k // 2)
         P.normA2 = _operator_norms(P)[0]
     perm, X, _, _ = _id.column_id(P, _id.METHODS[method], k, None, interp)
     return scipy_form(perm[:k], X, op.shape[1])
