@@ -171,8 +171,10 @@ def test_rank_above_min_shape_is_value_error(shape, as_operator):
 
 
 def test_rand_true_is_randomized_and_seeded():
-    """Different seeds can give different skeletons; the same seed gives the same ID."""
-    A = slow(200, 150)
+    """Different seeds can give different skeletons (on a matrix with a flat spectrum, where many
+    skeletons are equally good: on a decaying one the power iteration of the fixed-rank sketch
+    settles on one); the same seed gives the same ID."""
+    A = np.random.default_rng(0).standard_normal((200, 150))
     k = 30
     skeletons = {tuple(sorted(sli.interp_decomp(A, k, rng=s)[0][:k].tolist())) for s in range(6)}
     assert len(skeletons) > 1
