@@ -161,7 +161,9 @@ class IDResult(NamedTuple):
                 "skeleton indices and the interpolation matrix, not the entries of A"
             )
         resolved = resolve_matrix(A)
-        xp, A = resolved.xp, resolved.A
+        # a tensor that records gradients stays attached here: the gather and the product are
+        # differentiable (the decompositions themselves detach it)
+        xp, A = resolved.xp, A if getattr(A, "requires_grad", False) else resolved.A
         if resolved.kind != "array":  # sparse or an operator: through its operand
             A = make_operand(xp, resolved.be, A, resolved.kind)
         kind, dim = ("column", -1) if self.axis == 1 else ("row", -2)
