@@ -237,10 +237,13 @@ class NumpyBackend(Backend):
     def gram_pivots(self, a, level):
         complex_ = np.iscomplexobj(a)
         (rk,) = blas.get_blas_funcs(("herk" if complex_ else "syrk",), (a,))
-        # the upper triangle of a^H a: half the flops of a GEMM; a C-ordered a is the
-        # F-ordered a^T, so no copy either way
-        g = rk(1.0, a, trans=2 if complex_ else 1) if a.flags.f_contiguous else rk(
-            1.0, a.T if not complex_ else a.T.conj(), trans=0)
+        # the upper triangle of a^H a (half a GEMM's flops) without copying a: an F-ordered a
+        # directly; a C-ordered a as the F-ordered a^T, whose a^T (a^T)^H is conj(a^H a), a
+        # matrix with the same diagonal pivots
+        if a.flags.f_contiguous:
+            g = rk(1.0, a, trans=2 if complex_ else 1)
+        else:
+            g = rk(1.0, a.T, trans=0)
         (pstrf,) = lapack.get_lapack_funcs(("pstrf",), (g,))
         _, piv, r, info = pstrf(g, tol=max(float(level), 0.0), lower=0, overwrite_a=1)
         if info < 0:

@@ -116,4 +116,9 @@ def window_scale(op, s2, check_finite=True):
         raise_non_finite("the norm of A")
     if amax == 0.0:
         return None
+    return unit_scale(amax)
+
+
+def unit_scale(amax: float) -> float:
+    """The power of two that brings a positive ``amax`` into [0.5, 1) (exact scaling)."""
     return math.ldexp(1.0, -math.frexp(amax)[1])

@@ -132,14 +132,10 @@ class Problem:
         """The certified relative error of the column ID ``A ~ A[:, S] @ X``."""
         return self.certified(err2, lambda: self.op.residual_sqnorm(self.op.columns(S), X))
 
-    def meets(self, col2, t: float) -> bool:
-        """Whether squared residual column norms ``col2`` (exact, or estimates from a sketch)
-        meet the tolerance ``t``: their sum at most ``t^2 ||A||_F^2``, or under the column rule
-        their largest at most ``t^2 c^2``."""
-        xp = self.xp
-        if self.column_rule is None:
-            return float(xp.sum(as_float64(xp, col2))) <= t**2 * self.normA2
-        return col2.shape[0] == 0 or float(xp.max(col2)) <= t**2 * self.column_rule
+    def rule_met(self, col2, t: float) -> bool:
+        """Under the column rule, whether squared residual column norms ``col2`` (exact, or
+        estimates from a sketch) are all at most ``t^2 c^2``."""
+        return col2.shape[0] == 0 or float(self.xp.max(col2)) <= t**2 * self.column_rule
 
 
 @dataclass
@@ -161,8 +157,6 @@ class Skeleton:
     candidates: int = field(default=-1)
     #: ``(k, X, error)`` of the optimal solve where the method ran it already (a tolerance check)
     solved: Any = None
-    #: The R factor of a QR of A itself (``exact``), for the column rule's per-column residuals
-    R: Any = None
 
     def __post_init__(self):
         if self.candidates < 0:
@@ -265,18 +259,13 @@ class SketchCPQR:
                 return sk
             Z = P.sketch_rows(b)  # fresh: independent of the pivots and the interpolation
             # ||Z_rest - Z_S T||_F^2, an unbiased estimate of the ID's squared error (fused on GPU)
-            col2 = be.residual_col_sqnorms(Z, sk.perm[:j], sk.perm[j:], sk.sketch_T(j))
-            est2 = float(xp.sum(col2))
-            met = est2 <= thr2 if P.column_rule is None else P.meets(col2, tol)
-            if met or j >= kmax or not math.isfinite(est2):  # (NaN only unchecked input)
+            est2 = float(xp.sum(be.residual_col_sqnorms(Z, sk.perm[:j], sk.perm[j:], sk.sketch_T(j))))
+            if est2 <= thr2 or j >= kmax or not math.isfinite(est2):  # (NaN only unchecked input)
                 sk.k = j
                 sk.estimate = relative(est2, P.normA2)
                 sk.candidates = min(j + p, R.shape[0])
                 return sk
-            if P.column_rule is None:
-                t *= min(0.5, math.sqrt(thr2 / est2))
-            else:
-                t *= min(0.5, math.sqrt(tol**2 * P.column_rule / float(xp.max(col2))))
+            t *= min(0.5, math.sqrt(thr2 / est2))
             if l < P.m:
                 extra = min(b, P.m - l)
                 Y = xp.concat([Y, Z[:extra, :] * math.sqrt(b / l0)], axis=0)
@@ -313,13 +302,13 @@ class PivotedQR:
         def sketch_T(j):
             return solve_upper(P.be, P.xp, R[:j, :j], R[:j, j:])
 
-        return Skeleton(perm, 0, sketch_T, None, None, exact=True, R=R), tails
+        return Skeleton(perm, 0, sketch_T, None, None, exact=True), tails, R
 
     def fixed(self, P: Problem, k: int) -> Skeleton:
         sk = _greedy_pivots(P, k)
         if sk is not None:
             return sk
-        sk, tails = self._skeleton(P)
+        sk, tails, _ = self._skeleton(P)
         sk.k = sk.candidates = k
         sk.estimate = relative(float(tails[k]), float(tails[0]))
         return sk
@@ -329,11 +318,11 @@ class PivotedQR:
             sk = _gram_pivots(P, tol)
             if sk is not None:
                 return sk
-        sk, tails = self._skeleton(P)
+        sk, tails, R = self._skeleton(P)
         if P.column_rule is None:
             k = count(P.xp, tails > tol**2 * tails[0])
         else:  # column j's residual after i pivots: ||R[i:, j]||, exact
-            k = _column_rule_rank(P, sk.R, tol)
+            k = _column_rule_rank(P, R, tol)
         sk.k = sk.candidates = k
         sk.estimate = relative(float(tails[k]), float(tails[0]))
         return sk
@@ -447,7 +436,7 @@ def _blocked_lupp(P: Problem, tol: float) -> Skeleton:
     thr2 = tol**2 * P.normA2
 
     def met(E, e2):  # E: the residual sketch, a row per column of A; e2 its squared norm
-        return e2 <= thr2 if P.column_rule is None else P.meets(row_sqnorms(xp, E), tol)
+        return e2 <= thr2 if P.column_rule is None else P.rule_met(row_sqnorms(xp, E), tol)
 
     perm = xp.arange(n, device=dev)
     cap = min(kmax, 2 * b)
@@ -700,10 +689,9 @@ def _optimal(P: Problem, sk: Skeleton, tol):
     else:
         err2 = P.normA2 - _cumsum0(xp, kept2)  # K + 1 values, non-increasing
         level = None if tol is None else selection_level(tol, P.eps) * P.normA2
-    if rule:  # column j's residual after i pivots: base_j + sum_{t >= i} |B[t, j]|^2
-        base = (op.column_residuals(Q, B) if exact_tails
-                else xp.clip(P.col_norms2 - _col_sums(xp, B), 0.0, None))
-        k = _column_rule_rank(P, B, tol, base)
+    if rule:  # column j's residual after i pivots: rest_j + sum_{t >= i} |B[t, j]|^2
+        k = (_column_rule_rank(P, B, tol, rest=op.column_residuals(Q, B)) if exact_tails
+             else _column_rule_rank(P, B, tol, total=P.col_norms2))
     else:
         k = K if tol is None else count(xp, err2 > level)
     if k > K:
@@ -764,25 +752,20 @@ def _gram_route(P: Problem, C, S):
     return S.shape[0], X, P.certified(err2, lambda: op.residual_sqnorm(C, X))
 
 
-def _col_sums(xp, W):
-    """``sum_t |W[t, j]|^2`` per column, in double precision."""
-    return xp.sum(as_float64(xp, xp.abs(W) ** 2), axis=0)
-
-
-def _column_rule_rank(P: Problem, W, tol, base=None, scale=1.0, fitted=None) -> int:
-    """The smallest i in 0..K whose squared residual columns ``base_j + sum_{t >= i} |W[t, j]|^2``
+def _column_rule_rank(P: Problem, W, tol, rest=None, total=None, scale=1.0, fitted=None) -> int:
+    """The smallest i in 0..K whose squared residual columns ``rest_j + sum_{t >= i} |W[t, j]|^2``
     (W is K x n: the rows of a triangular factor, or of ``Q^H A``, in pivot order) are all at
-    most ``tol^2 c^2 scale`` (:attr:`Problem.column_rule`); K + 1 if even i = K misses it. The largest
-    residual column never grows with i, so this is the count of the prefixes that miss. With
-    ``fitted = l`` (W from an l-row sketch) the residuals after i pivots are first scaled by
-    ``l / (l - i)``, the share of the sketch's degrees of freedom they left unfitted."""
+    most ``tol^2 c^2 scale`` (:attr:`Problem.column_rule`); K + 1 if none does. ``rest`` is what
+    all K rows leave (0 for a whole triangular factor), or comes from the columns' squared norms
+    ``total`` as a difference. With ``fitted = l`` (W from an l-row sketch) the residuals after i
+    pivots are first scaled by ``l / (l - i)``, the share of the sketch's degrees of freedom they
+    left unfitted."""
     xp = P.xp
-    w2 = as_float64(xp, xp.abs(W) ** 2)
-    zero = xp.zeros((1, w2.shape[1]), dtype=w2.dtype, device=w2.device)
-    res = xp.flip(xp.cumulative_sum(xp.flip(xp.concat([w2, zero], axis=0), axis=0), axis=0),
-                  axis=0)
-    if base is not None:
-        res = res + base
+    res = tail_sums(xp, xp.abs(W) ** 2)  # (K + 1) x n
+    if total is not None:
+        rest = xp.clip(total - res[0, :], 0.0, None)
+    if rest is not None:
+        res = res + rest
     worst = xp.max(res, axis=1)
     if fitted is not None:
         i = xp.arange(worst.shape[0], dtype=worst.dtype, device=worst.device)

@@ -225,10 +225,12 @@ def orthonormal_basis(be, xp, Y, rounds=2):
 
 def tail_sums(xp, v):
     """``t_j = sum_{i >= j} v[i]`` for j = 0..K (K + 1 values, the last 0): the residual energy left
-    after the first j rows of a triangular factor, summed from the bottom (no cancellation)."""
+    after the first j rows of a triangular factor, summed from the bottom (no cancellation). For a
+    K x n ``v``, the sums down each column ((K + 1) x n)."""
     v = as_float64(xp, v)
-    zero = xp.zeros(1, dtype=v.dtype, device=v.device)
-    return xp.flip(xp.cumulative_sum(xp.flip(xp.concat([v, zero]), axis=0)), axis=0)
+    zero = xp.zeros((1, *v.shape[1:]), dtype=v.dtype, device=v.device)
+    return xp.flip(xp.cumulative_sum(xp.flip(xp.concat([v, zero], axis=0), axis=0), axis=0),
+                   axis=0)
 
 
 def index_mask(xp, idx, n):

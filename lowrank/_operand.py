@@ -66,6 +66,23 @@ class Operand:
         xp = self.xp
         return ctranspose(xp, self.left_matmat(ctranspose(xp, Y)))
 
+    def sketch_rows(self, rng, l, kind="gaussian"):
+        """``Omega @ A`` (l x n) through :meth:`left_matmat` with the l x m sketching operator
+        formed (Gaussian, or the sparse-sign operator as the dense matrix it is); kinds with a
+        cheaper way to apply it override this."""
+        xp, be = self.xp, self.be
+        m = self.shape[0]
+        if kind == "gaussian":
+            omega = be.standard_normal(rng, (l, m), real_dtype(xp, self.dtype), device=self.device,
+                                       scale=1.0 / math.sqrt(l))
+        else:
+            from ._sketch import SPARSE_SIGN_NNZ
+
+            rows, signs = be.sparse_sign_pattern(rng, l, m, SPARSE_SIGN_NNZ)
+            omega = xp.zeros((l, m), dtype=real_dtype(xp, self.dtype), device=self.device)
+            omega[rows.ravel(), _repeat(m, rows.shape[1])] = signs.ravel()
+        return self.left_matmat(xp.astype(omega, self.dtype))
+
     def dense(self):
         """A itself, for the methods that factor A whole (``"qr"``): dense operands only."""
         raise TypeError(
@@ -316,13 +333,12 @@ class SparseOperand(Operand):
     def sketch_rows(self, rng, l, kind="gaussian"):
         """``Omega @ A`` as ``(A^T Omega^T)^T``: one sparse-times-dense product, ``O(nnz l)``
         (Gaussian), or a sparse-times-sparse one (sparse-sign)."""
+        if kind == "gaussian":
+            return super().sketch_rows(rng, l, kind)
+        from ._sketch import SPARSE_SIGN_NNZ
+
         xp, be = self.xp, self.be
         m = self.shape[0]
-        if kind == "gaussian":
-            omega = be.standard_normal(rng, (l, m), real_dtype(xp, self.dtype), device=self.device,
-                                       scale=1.0 / math.sqrt(l))
-            return self.left_matmat(xp.astype(omega, self.dtype))
-        from ._sketch import SPARSE_SIGN_NNZ
 
         rows, signs = be.sparse_sign_pattern(rng, l, m, SPARSE_SIGN_NNZ)
         # the operator as a CSR matrix of A's own library and family
@@ -453,21 +469,6 @@ class OperatorOperand(Operand):
     def max_abs(self) -> float:
         return self._columns_scan()[1]
 
-    def sketch_rows(self, rng, l, kind="gaussian"):
-        """``Omega @ A = (A^H Omega^H)^H`` with a Gaussian ``Omega`` (one ``rmatmat``; a
-        sparse-sign operator is applied the same way, as the dense l x m matrix it is)."""
-        xp, be = self.xp, self.be
-        m = self.shape[0]
-        if kind == "gaussian":
-            omega = be.standard_normal(rng, (l, m), real_dtype(xp, self.dtype),
-                                       scale=1.0 / math.sqrt(l))
-        else:
-            from ._sketch import SPARSE_SIGN_NNZ
-
-            rows, signs = be.sparse_sign_pattern(rng, l, m, SPARSE_SIGN_NNZ)
-            omega = xp.zeros((l, m), dtype=real_dtype(xp, self.dtype))
-            omega[rows.ravel(), _repeat(m, rows.shape[1])] = signs.ravel()
-        return self.left_matmat(xp.astype(omega, self.dtype))
 
 
 def make_operand(xp, be, A, kind, name="A"):

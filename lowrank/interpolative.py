@@ -162,7 +162,7 @@ import array_api_compat
 import numpy as np
 
 from . import _id, _spectral
-from ._contract import prepare, tol_floor
+from ._contract import prepare, safe_window, tol_floor, unit_scale
 from ._linalg import as_float64, col_sqnorms, ctranspose
 from ._namespace import resolve
 from ._operand import DenseOperand, make_operand
@@ -329,16 +329,18 @@ def _problem(op, gen, rand):
 
 def _operator_norms(P):
     """``(||A||_F^2, c_max^2)`` of an operator, estimated from one Gaussian sketch of
-    :data:`_BLOCK` rows (unbiased per column, as SciPy's randomized path estimates them). Where
-    the sketch's entries are far from 1 (their squares would underflow or overflow), the operator
-    is scaled by a power of two first (``P.op``; the interpolation does not change)."""
+    :data:`_BLOCK` rows (unbiased per column, as SciPy's randomized path estimates them). The
+    front door's rule on that estimate: outside :func:`~lowrank._contract.safe_window` the
+    operator is scaled by the power of two that brings the sketch's entries to order one
+    (``P.op``; the interpolation does not change)."""
     xp = P.xp
     Y = P.sketch_rows(min(_BLOCK, P.m))
     amax = float(xp.max(xp.abs(Y)))
     if not math.isfinite(amax):
         raise ValueError("A must not contain NaN or Inf (its products are not finite)")
-    if amax > 0.0 and not 2.0**-400 < amax < 2.0**400:
-        scale = math.ldexp(1.0, -math.frexp(amax)[1])
+    lo, hi = safe_window(xp, P.dtype)
+    if amax > 0.0 and not lo <= P.be.sqnorm(Y) <= hi:
+        scale = unit_scale(amax)
         P.op, Y = P.op.scaled(scale), Y * scale
     c2 = col_sqnorms(xp, Y)
     return float(xp.sum(as_float64(xp, c2))), float(xp.max(c2))
@@ -353,13 +355,13 @@ def _tolerance(op, eps, rand, gen):
         method, interp = ("cpqr", "optimal") if rand else ("qr", "optimal")
     else:
         P.normA2, P.column_rule = _operator_norms(P)
-        method, interp = "cpqr", "operator"
+        method, interp = "cpqr", None  # the rank read off the sketch (no exact pass)
     if P.column_rule == 0.0:  # zero matrix: SciPy's smallest rank, 1, with zero coefficients
         idx = op.xp.arange(n, dtype=op.xp.int64, device=op.device)
         return 1, idx, op.xp.zeros((1, n - 1), dtype=op.dtype, device=op.device)
     # below the floor no rule is certifiable; SciPy takes any eps as a precision to aim for
     eps = max(eps, tol_floor(op.xp, op.dtype))
-    if interp == "operator":  # the rank from the sketch, then the optimal interpolation
+    if interp is None:  # the rank from the sketch, then the optimal interpolation
         P.own_rank = True
         perm, X, k, _ = _id.optimal_at_rank(P, _id.METHODS[method].adaptive(P, eps))
     else:
