@@ -89,9 +89,9 @@ def _wide_block(w, *, fn, skeleton, block_info=None):
 class TournamentSkeleton(_id.Skeleton):
     """The skeleton of a sketch ``Y`` (l x n) that stays on the workers, chosen by tournament
     pivoting. Its interpolation is least squares on the whole sketch, ``X = Y[:, S]^+ Y`` (lazy,
-    chunk by chunk, the identity at S), and :attr:`tails` are the sketch's exact squared residuals
-    after each prefix of the pivots, ``||Y||_F^2 - sum_{t < j} ||(Q^H Y)[t, :]||^2`` for
-    ``Y[:, S] = Q R`` (for CPQR pivots, the tails of the R factor)."""
+    chunk by chunk, the identity at S), and :meth:`sketch_tails` are the sketch's exact squared
+    residuals after each prefix of the pivots, ``||Y||_F^2 - sum_{t < j} ||(Q^H Y)[t, :]||^2``
+    for ``Y[:, S] = Q R`` (for CPQR pivots, the tails of the R factor)."""
 
     def sketch_interp(self, P, j):
         if j == 0:
@@ -100,7 +100,11 @@ class TournamentSkeleton(_id.Skeleton):
             Y = self.Y
             return da.zeros((0, Y.shape[1]), chunks=((0,), Y.chunks[1]), dtype=Y.dtype,
                             meta=Y._meta)
-        return _id._oversampled(P, self.Y, self.perm[:j])
+        return _id._oversampled(P, self, j)
+
+    def sketch_columns(self, P, j):
+        """The tournament's winners' columns of the sketch, on the driver already."""
+        return self.YS[:, :j]
 
     def sketch_residual(self, P, Z, j) -> float:
 
@@ -110,8 +114,9 @@ class TournamentSkeleton(_id.Skeleton):
             E = Z - dk.matmul(ZS, self.sketch_interp(P, j))
         return float(dk.gather(dk.sqnorm_lazy(E))[0])
 
-    def pivot_tails(self, P):
-        """:attr:`tails`, from one computation over the persisted sketch."""
+    def sketch_tails(self, P):
+        """The sketch's squared residuals after each prefix of the pivots (``||Y||_F^2`` first),
+        from one computation over the persisted sketch."""
 
         xp, be, Y = P.xp, P.be, self.Y
         Qs, _ = be.qr(self.YS)
@@ -119,7 +124,7 @@ class TournamentSkeleton(_id.Skeleton):
         QsHY = dk.matmul(QsH, Y)
         rows, left = dk.gather(dk.row_sqnorms_lazy(QsHY),
                                dk.sqnorm_lazy(Y - dk.matmul(Qs, QsHY)))
-        self.tails = float(left) + tail_sums(xp, xp.asarray(rows))
+        return float(left) + tail_sums(xp, xp.asarray(rows))
 
 
 def _small(P, X):
@@ -175,6 +180,7 @@ class DaskOperand(Operand):
         return self.D.numblocks[1] > 1
 
     split_sketch = split
+    costly_passes = True
 
     @property
     def T(self) -> DaskOperand:
@@ -367,11 +373,13 @@ class DaskOperand(Operand):
         return Ub, S, Vbh @ _ct(Qb)
 
     def join(self, parts, axis):
-        """Factors joined along ``axis``, that axis one chunk (a sketch grown by blocks)."""
+        """Factors joined along ``axis``, that axis one chunk (a sketch grown by blocks), kept on
+        the workers where any part is there (persisted: every later use reads it)."""
         import dask.array as da
 
         if any(_lazy(p) for p in parts):
-            return da.concatenate([da.asarray(p) for p in parts], axis=axis).rechunk({axis: -1})
+            joined = da.concatenate([da.asarray(p) for p in parts], axis=axis)
+            return dk.persist(joined.rechunk({axis: -1}))[0]
         return self.xp.concat(parts, axis=axis)
 
     # -- factors as long as A (on the workers where lazy) ----------------------------------------
@@ -385,7 +393,6 @@ class DaskOperand(Operand):
         perm = np.concatenate([S, np.setdiff1d(np.arange(self.shape[1]), S)])
         sk = TournamentSkeleton(xp.asarray(perm, device=self.device), count, Y=Y)
         sk.YS = xp.asarray(rows).T  # Y[:, S]
-        sk.pivot_tails(P)
         return sk
 
     def wide_take(self, W, J):
@@ -404,16 +411,15 @@ class DaskOperand(Operand):
         return float(dk.gather(dk.sqnorm_lazy(W))[0])
 
     def wide_map(self, fn, W, skeleton=None):
-        """On the workers, column chunk by column chunk, for a lazy W (persisted: every later
-        use reads it)."""
+        """On the workers, column chunk by column chunk, for a lazy W (lazily: a small map of a
+        persisted factor, made again wherever it is used)."""
         if not _lazy(W):
             return super().wide_map(fn, W, skeleton)
         W = W.rechunk({0: -1})
         rows = W.shape[0] if skeleton is None else int(skeleton.shape[0])
         sk = None if skeleton is None else dk.to_host(skeleton)
-        out = W.map_blocks(_wide_block, fn=fn, skeleton=sk, chunks=((rows,), W.chunks[1]),
-                           dtype=W.dtype, meta=dk.empty_like_meta(W, 2))
-        return dk.persist(out)[0]
+        return W.map_blocks(_wide_block, fn=fn, skeleton=sk, chunks=((rows,), W.chunks[1]),
+                            dtype=W.dtype, meta=dk.empty_like_meta(W, 2))
 
     def skeleton_gram(self, C, S):
         """``C^H A`` in one pass: with one column chunk each row chunk's task multiplies its own

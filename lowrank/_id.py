@@ -156,13 +156,14 @@ class Skeleton:
     candidates: int = field(default=-1)
     #: ``(k, X, error)`` of the optimal solve where the method ran it already (a tolerance check)
     solved: Any = None
-    #: The sketch's squared residuals after each prefix of the pivots (``||Y||_F^2`` first), where
-    #: the method has them without an R factor of the whole sketch (tournament pivoting).
-    tails: Any = None
 
     def __post_init__(self):
         if self.candidates < 0:
             self.candidates = self.k
+
+    def sketch_columns(self, P, j):
+        """``Y[:, S]`` of the method's sketch for its first j pivots S (small)."""
+        return P.op.wide_take(self.Y, self.perm[:j])
 
     def sketch_interp(self, P, j):
         """The method's own interpolation matrix (j x n) for the first j pivots."""
@@ -208,7 +209,13 @@ class SketchLUPP:
         return Skeleton(perm, k, sketch_T, None, Y if P.keep_sketch else None)
 
     def adaptive(self, P: Problem, tol: float) -> Skeleton:
-        if P.op.split_sketch:  # no LU of a distributed sketch as a whole: its tournament, grown
+        """The adaptive blocked LUPP; or, where the sketch is distributed (no LU of it as a
+        whole) or, with the optimal interpolation, where passes over A cost more than the
+        arithmetic (:attr:`~lowrank._operand.Operand.costly_passes`: the blocked LUPP takes a
+        pass per block, and more for its stall checks, where the growing sketch takes about
+        log2 of the rank), the rank read off a growing sketch, LU-tournament-pivoted where it
+        is distributed."""
+        if P.op.split_sketch or (P.op.costly_passes and not P.own_rank):
             return _sketch_adaptive(P, tol, "lu")
         return _blocked_lupp(P, tol)
 
@@ -263,7 +270,8 @@ def _sketch_adaptive(P: Problem, tol: float, rule: str) -> Skeleton:
         sk, R = _pivoted_sketch(P, Y, 0, rule)
         K = min(l, P.n)
         if P.column_rule is None:
-            tails = sk.tails if R is None else tail_sums(xp, row_sqnorms(xp, R))
+            # the sketch's residual after each prefix of the pivots: R's tails (or a tournament's)
+            tails = sk.sketch_tails(P) if R is None else tail_sums(xp, row_sqnorms(xp, R))
             j = min(count(xp, tails > t**2 * tails[0]), K)
         else:
             # the sketch's residual columns after i pivots estimate (l / l0) (l - i) / l
@@ -660,16 +668,16 @@ def _interpolate(P: Problem, sk: Skeleton, interp: str, tol):
         return sk.perm, X, k, error
     if interp == "sketch":
         return sk.perm, sk.sketch_interp(P, k), k, sk.estimate
-    return sk.perm, _oversampled(P, sk.Y, sk.perm[:k]), k, None
+    return sk.perm, _oversampled(P, sk, k), k, None
 
 
-def _oversampled(P, Y, S):
-    """The interpolation matrix of least squares on the full sketch, ``min ||Y[:, S] X - Y||``
-    by QR of ``Y[:, S]`` (the identity at S)."""
+def _oversampled(P, sk, k):
+    """The interpolation matrix of least squares on the method's full sketch Y for its first k
+    pivots S, ``min ||Y[:, S] X - Y||`` by QR of ``Y[:, S]`` (the identity at S)."""
     xp, be = P.xp, P.be
-    Q, R = be.qr(P.op.wide_take(Y, S))
+    Q, R = be.qr(sk.sketch_columns(P, k))
     QH = ctranspose(xp, Q)
-    return P.op.wide_map(lambda W: solve_upper(be, xp, R, be.matmul(QH, W)), Y, S)
+    return P.op.wide_map(lambda W: solve_upper(be, xp, R, be.matmul(QH, W)), sk.Y, sk.perm[:k])
 
 
 def _optimal(P: Problem, sk: Skeleton, tol):
@@ -700,7 +708,7 @@ def _optimal(P: Problem, sk: Skeleton, tol):
         out = _gram_route(P, C, S)
         if out is not None:
             return out
-    YS = None if sk.Y is None else op.wide_take(sk.Y, S)
+    YS = None if sk.Y is None else sk.sketch_columns(P, K)
     exact_tails = tol is not None and tol**2 < resolution_level(P.eps)
     rule = tol is not None and P.column_rule is not None
     wide = WIDE_SKELETON * K >= P.n and op.cheap_columns and not exact_tails and not rule

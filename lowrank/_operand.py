@@ -208,6 +208,10 @@ class Operand:
     #: instead of one pivoted factorization of the whole sketch.
     split_sketch = False
 
+    #: Whether a pass over A costs more than the algorithms' arithmetic on their sketches (A read
+    #: or made again on distributed workers): methods then prefer fewer, larger sketches.
+    costly_passes = False
+
     def sketch_skeleton(self, P, Y, count, rule):
         """The skeleton of a sketch ``Y`` (l x n) that stays distributed: ``count`` pivots by
         ``rule`` (``"lu"``: LU with partial pivoting of ``Y^T``; ``"qr"``: column-pivoted QR of Y)
