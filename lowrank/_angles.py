@@ -30,6 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._linalg import ctranspose
+from ._operand import Operand
 from ._spectral import DifferenceOperator, spectral_norm
 
 #: Default number of power steps of the 2-norm estimates (each one product with A, one with A^H).
@@ -70,14 +71,12 @@ def safety_factor(n_power: int, r: int) -> float:
     return 2.0 * float(max(r, 1)) ** (1.0 / (4 * max(int(n_power), 0) + 2))
 
 
-class _LowRank:
+class _LowRank(Operand):
     """``L R`` for an m x k factor L and a k x n factor R of one library, never formed."""
 
     def __init__(self, xp, be, L, R):
-        self.xp, self.be, self.L, self.R = xp, be, L, R
-        self.shape = (L.shape[0], R.shape[1])
-        self.dtype = L.dtype
-        self.device = L.device
+        self.L, self.R = L, R
+        self._setup(xp, be, (L.shape[0], R.shape[1]), L.dtype, L.device)
 
     def matmat(self, X):
         return self.be.matmul(self.L, self.be.matmul(self.R, X))
@@ -87,13 +86,12 @@ class _LowRank:
         return be.matmul(ctranspose(xp, self.R), be.matmul(ctranspose(xp, self.L), X))
 
 
-class _RightResidual:
+class _RightResidual(Operand):
     """``A (I - V V^H)`` for an n x l orthonormal ``V``: one product with A or A^H per block."""
 
     def __init__(self, opA, V):
         self.opA, self.V = opA, V
-        self.xp, self.be, self.shape = opA.xp, opA.be, opA.shape
-        self.dtype, self.device = opA.dtype, opA.device
+        self._setup(opA.xp, opA.be, opA.shape, opA.dtype, opA.device)
 
     def _project_out(self, X):
         xp, be, V = self.xp, self.be, self.V

@@ -26,10 +26,9 @@ __all__ = ["column_id", "row_id", "cur", "rsvd", "estimate_spectral_norm", "esti
 
 
 def _problem(A, rank, tol, *, sketch="gaussian", oversample=10, block_size=64, rng=None,
-             check_finite=True, transpose=False, resolved=None, own_first_pass=False):
+             check_finite=True, transpose=False, resolved=None):
     """Validate the common arguments and build the column-ID problem (on ``A.T`` for rows).
-    ``resolved`` is ``resolve_matrix(A)`` when the caller has it already; ``own_first_pass``
-    leaves the front door to a distributed flow that takes the norm in its first pass.
+    ``resolved`` is ``resolve_matrix(A)`` when the caller has it already.
 
     The front door of the contract (:mod:`lowrank._contract`): the operand of A's kind
     (:mod:`lowrank._operand`), ``||A||_F^2`` in one pass, NaN/Inf refused, and A scaled by a power
@@ -37,19 +36,12 @@ def _problem(A, rank, tol, *, sketch="gaussian", oversample=10, block_size=64, r
     xp, be, A, kind = resolved or resolve_matrix(A)
     if kind == "array":
         A = as_floating_matrix(xp, A)
-    if _distributed(be):  # a chunked array: passes on its workers
-        from ._dask import DaskOperand
-
-        source = DaskOperand(A)
-    else:
-        source = make_operand(xp, be, A, kind)
+    source = _operand(xp, be, A, kind)
     rank, tol = rank_or_tol(rank, tol, *source.shape)
     check_tol(tol, xp, source.dtype)
     choice(sketch, "sketch", SKETCHES)
     op, scale, normA2 = source, 1.0, None
-    if own_first_pass and _distributed(be):
-        pass  # the Dask flows of lowrank._dask take the front door in their first pass
-    elif not source.defer_front_door(check_finite):
+    if not source.defer_front_door(check_finite):
         op, scale, normA2 = prepare(source, check_finite)
     # the algorithms' small dense work is in the operand's library (a chunked array's: its chunks')
     P = _id.Problem(
@@ -240,18 +232,11 @@ def _interpolative(A, rank, tol, method, interp, *, axis, **options):
     resolved = resolve_matrix(A)
     if _stacked(resolved):
         return _stack_interpolative(resolved, rank, tol, method, interp, axis, options)
-    P, rank, tol = _problem(A, rank, tol, transpose=axis == 0, resolved=resolved,
-                            own_first_pass=True, **options)
+    P, rank, tol = _problem(A, rank, tol, transpose=axis == 0, resolved=resolved, **options)
     method = _method_and_interp(method, interp)
-    if _distributed(P.op):
-        from . import _dask
-
-        skeleton, X, k, error = _dask.column_id(P, method, rank, tol, interp,
-                                                options.get("check_finite", True))
-    else:
-        perm, X, k, error = _id.column_id(P, method, rank, tol, interp)
-        skeleton = perm[:k]
-    return IDResult(skeleton, X if axis == 1 else X.T, k, error, axis)
+    P.op.check_method(method)
+    perm, X, k, error = _id.column_id(P, method, rank, tol, interp)
+    return IDResult(perm[:k], X if axis == 1 else X.T, k, error, axis)
 
 
 class _Stack:
@@ -363,13 +348,10 @@ def cur(A: Array, rank: Int | None = None, *, tol: Float | None = None, method: 
         return _batch.stack_curs(st.xp, results, st.batch, st.tol is None)
     P, rank, tol = _problem(A, rank, tol, sketch=sketch, oversample=oversample,
                             block_size=block_size, rng=rng, check_finite=check_finite,
-                            resolved=resolved, own_first_pass=True)
+                            resolved=resolved)
     meth = _id.METHODS[choice(method, "method", _id.METHODS)]
     choice(core, "core", _cur.CORES)
-    if _distributed(P.op):
-        from . import _dask
-
-        return CURResult(*_dask.cur(P, meth, core, rank, tol, check_finite))
+    P.op.check_method(meth)
     if tol is not None:
         cols, rows, k, C, R, U, error = _cur.tolerance(P, meth, core, tol)
     else:
@@ -380,15 +362,14 @@ def cur(A: Array, rank: Int | None = None, *, tol: Float | None = None, method: 
         else:
             k = rank
             cols = meth.fixed(P, k).perm[:k]
-        C = P.op.columns(cols)
+        C = P.op.columns(cols, keep=True)
         rows = _cur.select_rows(P, C, k, meth.name)
         R = P.op.rows(rows)
         U, error = _cur.core_matrix(P, C, R, rows, cols, core, X)
-    if P.scale != 1.0 or P.source.kind != "dense":
-        # the skeleton matrices of A as given and in its kind (sparse in, sparse out), the core
-        # unscaled; the dense gathers above serve as they are otherwise
-        C, R, U = P.source.take(cols, axis=1), P.source.take(rows, axis=0), U * P.scale
-    return CURResult(C, U, R, cols, rows, k, error)
+    # the skeleton matrices of A as given, in its kind (sparse in, sparse out), the core unscaled
+    scale = P.scale * P.op.scale  # the front door's, or the operand's own
+    C, R = P.source.skeleton_matrix(C, cols, 1, scale), P.source.skeleton_matrix(R, rows, 0, scale)
+    return CURResult(C, U * scale if scale != 1.0 else U, R, cols, rows, k, error)
 
 
 def rsvd(A: Array, rank: Int | None = None, *, tol: Float | None = None, n_iter: NIter = 2,
@@ -546,13 +527,20 @@ def _operator(A, rng):
     """Resolve the namespace once, validate A (floating, 2-D, non-empty, finite), wrap it and
     scale it into the safe range: ``(operand, scale, generator)``."""
     xp, be, A, kind = resolve_matrix(A)
-    if _distributed(be):
-        raise TypeError("A: estimate_spectral_norm and estimate_rank do not take Dask arrays yet")
     if kind == "array":
         A = as_floating_matrix(xp, A)
     gen = be.make_rng(rng)
-    op, scale, _ = prepare(make_operand(xp, be, A, kind))
+    op, scale, _ = prepare(_operand(xp, be, A, kind))
     return op, scale, gen
+
+
+def _operand(xp, be, A, kind):
+    """The operand of a validated A (:mod:`lowrank._operand`; Dask's for a chunked array)."""
+    if _distributed(be):  # a chunked array: passes on its workers
+        from ._dask import DaskOperand
+
+        return DaskOperand(A)
+    return make_operand(xp, be, A, kind)
 
 
 def estimate_spectral_norm(A: Array, *, n_iter: Int = 20, rng: RNG = None) -> float:

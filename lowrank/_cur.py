@@ -13,12 +13,10 @@ CORES = ("optimal", "cross", "id")
 def select_rows(P, C, k, method_name):
     """k rows of the m x k matrix ``C = A[:, J]``: LU with partial pivoting of C for ``lupp`` (C
     plays the part of a column sketch), column-pivoted QR of ``C^T`` for the other methods."""
-    xp, be = P.xp, P.be
+    xp = P.xp
     if k == 0:
-        return xp.zeros(0, dtype=xp.int64, device=C.device)
-    if method_name == "lupp":
-        return be.lu(C)[1][:k]
-    return be.qr_pivoted(C.T)[1][:k]
+        return xp.zeros(0, dtype=xp.int64, device=P.device)
+    return P.op.pivot_rows(C, k, "lu" if method_name == "lupp" else "qr")
 
 
 def core_matrix(P, C, R, rows, cols, core, X=None):
@@ -38,9 +36,9 @@ def core_matrix(P, C, R, rows, cols, core, X=None):
     cut = math.sqrt(P.eps)
     if core == "optimal":
         # U = C^+ A R^+ with C = Qc Rc and R^H = Qr Rr: U = Rc^+ (Qc^H A Qr) Rr^{+H}.
-        Qc, Rc = be.qr(C)
-        Qr, Rr = be.qr(ctranspose(xp, R))
-        M = be.matmul(op.left_matmat(ctranspose(xp, Qc)), Qr)
+        Qc, Rc = op.tall_qr(C)
+        Qr, Rr = op.tall_qr(ctranspose(xp, R))
+        M = op.inner(op.left_matmat(ctranspose(xp, Qc)), Qr)
         W = pinv_apply(be, xp, Rc, M, cut)
         U = ctranspose(xp, pinv_apply(be, xp, Rr, ctranspose(xp, W), cut))
         # C U R = Qc N Qr^H with N = Rc U Rr^H, and Qc^H A Qr = M, so
@@ -51,12 +49,12 @@ def core_matrix(P, C, R, rows, cols, core, X=None):
         return U, P.certified(err2, lambda: op.residual_sqnorm(C, U, R))
     if core == "cross":
         # U = A[I, J]^+ through its SVD.
-        W = xp.take(R, cols, axis=1)
+        W = op.wide_take(R, cols)
         eye = xp.eye(k, dtype=P.dtype, device=P.device)
         return pinv_apply(be, xp, W, eye, cut), None
     # core == "id": A ~ C X and X ~ U R, so U = X R^+ = X Qr Rr^{+H}.
-    Qr, Rr = be.qr(ctranspose(xp, R))
-    XQ = be.matmul(X, Qr)
+    Qr, Rr = op.tall_qr(ctranspose(xp, R))
+    XQ = op.inner(X, Qr)
     return ctranspose(xp, pinv_apply(be, xp, Rr, ctranspose(xp, XQ), cut)), None
 
 
@@ -79,7 +77,7 @@ def tolerance(P, meth, core, tol):
         pr, _, kr, _ = _id.column_id(P.transposed(), meth, None, t, "optimal")
         k = max(kc, kr)
         cols, rows = pc[:k], pr[:k]
-        C, R = P.op.columns(cols), P.op.rows(rows)
+        C, R = P.op.columns(cols, keep=True), P.op.rows(rows)
         X = _id._optimal(P, _id.Skeleton(pc, k), None)[1] if core == "id" else None
         U, error = core_matrix(P, C, R, rows, cols, core, X)
         if error is None:  # the cross and id cores: the error from the residual (one pass)

@@ -29,7 +29,6 @@ from ._linalg import (
     resolution_level,
     row_sqnorms,
     selection_level,
-    skeleton_qr,
     skeleton_r_qhb,
     solve_upper,
     sqnorm,
@@ -157,10 +156,24 @@ class Skeleton:
     candidates: int = field(default=-1)
     #: ``(k, X, error)`` of the optimal solve where the method ran it already (a tolerance check)
     solved: Any = None
+    #: The sketch's squared residuals after each prefix of the pivots (``||Y||_F^2`` first), where
+    #: the method has them without an R factor of the whole sketch (tournament pivoting).
+    tails: Any = None
 
     def __post_init__(self):
         if self.candidates < 0:
             self.candidates = self.k
+
+    def sketch_interp(self, P, j):
+        """The method's own interpolation matrix (j x n) for the first j pivots."""
+        return assemble_interp(P.xp, self.perm, j, self.sketch_T(j), P.dtype)
+
+    def sketch_residual(self, P, Z, j) -> float:
+        """``||Z - Z[:, S] X||_F^2`` on a fresh sketch block Z, for the first j pivots S and the
+        method's interpolation X (fixed before Z was drawn): an unbiased estimate of the ID's
+        squared error (fused on GPU)."""
+        return float(P.xp.sum(P.be.residual_col_sqnorms(Z, self.perm[:j], self.perm[j:],
+                                                        self.sketch_T(j))))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,6 +193,9 @@ class SketchLUPP:
     def fixed(self, P: Problem, k: int) -> Skeleton:
         be = P.be
         Y = P.sketch_rows(min(k + P.oversample, P.m))
+        sk = P.op.sketch_skeleton(P, Y, k, "lu")
+        if sk is not None:  # a sketch kept distributed: the operand's tournament pivoting
+            return sk
         # n x l: the first k row pivots are the skeleton columns
         LU, perm = be.lu(Y.T, overwrite_a=not P.keep_sketch)
 
@@ -192,6 +208,8 @@ class SketchLUPP:
         return Skeleton(perm, k, sketch_T, None, Y if P.keep_sketch else None)
 
     def adaptive(self, P: Problem, tol: float) -> Skeleton:
+        if P.op.split_sketch:  # no LU of a distributed sketch as a whole: its tournament, grown
+            return _sketch_adaptive(P, tol, "lu")
         return _blocked_lupp(P, tol)
 
 
@@ -201,81 +219,93 @@ class SketchCPQR:
     name = "cpqr"
     sketching = True
 
-    @staticmethod
-    def _skeleton(P, Y, k, estimate=None, candidates=-1):
-        R, perm = P.be.qr_pivoted(Y)
-
-        def sketch_T(j):
-            return solve_upper(P.be, P.xp, R[:j, :j], R[:j, j:])
-
-        return Skeleton(perm, k, sketch_T, estimate, Y, candidates=candidates), R
-
     def fixed(self, P: Problem, k: int) -> Skeleton:
-        return self._skeleton(P, P.sketch_rows(min(k + P.oversample, P.m)), k)[0]
+        return _pivoted_sketch(P, P.sketch_rows(min(k + P.oversample, P.m)), k)[0]
 
     def adaptive(self, P: Problem, tol: float) -> Skeleton:
-        """Read the rank off the pivoted QR of a sketch, then check it on a fresh sketch.
+        return _sketch_adaptive(P, tol, "qr")
 
-        The rank j is the first with ``||R[j:, j:]||_F <= t ||R||_F``, the sketched residual of the
-        ID, with ``oversample`` sketch rows to spare (the sketch doubles until there are). That
-        residual is biased low (the pivots were chosen on the same sketch), so the ID's error is
-        then estimated without bias on a fresh block of ``block_size`` sketch rows, as in the
-        blocked LUPP; while that estimate misses ``tol``, the threshold t tightens and the block
-        joins the sketch.
-        """
-        xp, be = P.xp, P.be
-        p, b, kmax = P.oversample, P.block_size, min(P.m, P.n)
-        thr2 = tol**2 * P.normA2
-        l0 = l = min(P.m, max(2 * b, p + 1))
-        Y = P.sketch_rows(l)
-        t = tol
-        while True:
-            sk, R = self._skeleton(P, Y, 0)
-            if P.column_rule is None:
-                tails = tail_sums(xp, row_sqnorms(xp, R))
-                j = count(xp, tails > t**2 * tails[0])
-            else:
-                # the sketch's residual columns after i pivots estimate (l / l0) (l - i) / l
-                # times A's (i of its l degrees of freedom fitted), so a quarter of the rows
-                # stay spare
-                j = min(_column_rule_rank(P, R, t, scale=l / l0, fitted=l), R.shape[0])
-                p = max(p, l // 4)
-            if j + p > l and l < P.m:  # too few rows to trust: double the sketch
-                if P.column_rule is not None and WHOLE_SHARE * 2 * l >= kmax:
-                    # a sketch of 2l rows would be a good share of A (and its geqp3 slow):
-                    # the Gram pivots of A itself, read whole, where they apply
-                    sk = _gram_pivots(P, tol, read=True)
-                    if sk is not None:
-                        return sk
-                if P.column_rule is not None and 2 * l > CPQR_RULE_ROWS and not P.own_rank:
-                    # geqp3 of a wide sketch is mostly matrix-vector work (a 1024 x 6000
-                    # sketch: 3.5 s): a rank this large among few columns pivots on the Gram
-                    # matrix, otherwise the blocked LUPP grows its skeleton by BLAS-3 steps
-                    few = P.n <= GRAM_HANDOVER * CPQR_RULE_ROWS
-                    return (few and _gram_pivots(P, tol)) or _blocked_lupp(P, tol)
-                extra = min(l, P.m - l)
-                Y = xp.concat([Y, P.sketch_rows(extra) * math.sqrt(extra / l0)], axis=0)
-                l += extra
-                continue
-            if P.column_rule is not None:
-                # the rank read off the sketch's residual columns, unbiased by l / (l - i) (a
-                # maximum over columns of estimates from as few as 64 fresh rows would overstate
-                # it); with the optimal solve, candidates to spare for its exact selection
-                sk.k, sk.candidates = j, min(j + max(p, j // 4), R.shape[0])
-                return sk
-            Z = P.sketch_rows(b)  # fresh: independent of the pivots and the interpolation
-            # ||Z_rest - Z_S T||_F^2, an unbiased estimate of the ID's squared error (fused on GPU)
-            est2 = float(xp.sum(be.residual_col_sqnorms(Z, sk.perm[:j], sk.perm[j:], sk.sketch_T(j))))
-            if est2 <= thr2 or j >= kmax or not math.isfinite(est2):  # (NaN only unchecked input)
-                sk.k = j
-                sk.estimate = relative(est2, P.normA2)
-                sk.candidates = min(j + p, R.shape[0])
-                return sk
-            t *= min(0.5, math.sqrt(thr2 / est2))
-            if l < P.m:
-                extra = min(b, P.m - l)
-                Y = xp.concat([Y, Z[:extra, :] * math.sqrt(b / l0)], axis=0)
-                l += extra
+
+def _pivoted_sketch(P, Y, k, rule="qr"):
+    """``(Skeleton, R)``: the column-pivoted QR of the sketch Y (l x n) and its R factor; or, for
+    a sketch the operand keeps distributed, its tournament skeleton by ``rule`` (``k`` pivots,
+    or ``min(l, n)`` for k = 0) and no R."""
+    sk = P.op.sketch_skeleton(P, Y, k or min(Y.shape), rule)
+    if sk is not None:
+        return sk, None
+    R, perm = P.be.qr_pivoted(Y)
+
+    def sketch_T(j):
+        return solve_upper(P.be, P.xp, R[:j, :j], R[:j, j:])
+
+    return Skeleton(perm, k, sketch_T, None, Y), R
+
+
+def _sketch_adaptive(P: Problem, tol: float, rule: str) -> Skeleton:
+    """Read the rank off the pivoted QR of a sketch, then check it on a fresh sketch.
+
+    The rank j is the first with ``||R[j:, j:]||_F <= t ||R||_F``, the sketched residual of the
+    ID, with ``oversample`` sketch rows to spare (the sketch doubles until there are). That
+    residual is biased low (the pivots were chosen on the same sketch), so the ID's error is
+    then estimated without bias on a fresh block of ``block_size`` sketch rows, as in the
+    blocked LUPP; while that estimate misses ``tol``, the threshold t tightens and the block
+    joins the sketch. A sketch the operand keeps distributed is pivoted by its tournament
+    (``rule``), whose skeleton carries the sketch's residuals after each prefix (the R tails)
+    and interpolates by least squares on the sketch (what ``R11^{-1} R12`` is).
+    """
+    xp, op = P.xp, P.op
+    p, b, kmax = P.oversample, P.block_size, min(P.m, P.n)
+    l0 = l = min(P.m, max(2 * b, p + 1))
+    Y = P.sketch_rows(l)  # the first pass (a distributed operand takes ||A||_F in it)
+    thr2 = tol**2 * P.normA2
+    t = tol
+    while True:
+        sk, R = _pivoted_sketch(P, Y, 0, rule)
+        K = min(l, P.n)
+        if P.column_rule is None:
+            tails = sk.tails if R is None else tail_sums(xp, row_sqnorms(xp, R))
+            j = min(count(xp, tails > t**2 * tails[0]), K)
+        else:
+            # the sketch's residual columns after i pivots estimate (l / l0) (l - i) / l
+            # times A's (i of its l degrees of freedom fitted), so a quarter of the rows
+            # stay spare
+            j = min(_column_rule_rank(P, R, t, scale=l / l0, fitted=l), K)
+            p = max(p, l // 4)
+        if j + p > l and l < P.m:  # too few rows to trust: double the sketch
+            if P.column_rule is not None and WHOLE_SHARE * 2 * l >= kmax:
+                # a sketch of 2l rows would be a good share of A (and its geqp3 slow):
+                # the Gram pivots of A itself, read whole, where they apply
+                sk = _gram_pivots(P, tol, read=True)
+                if sk is not None:
+                    return sk
+            if P.column_rule is not None and 2 * l > CPQR_RULE_ROWS and not P.own_rank:
+                # geqp3 of a wide sketch is mostly matrix-vector work (a 1024 x 6000
+                # sketch: 3.5 s): a rank this large among few columns pivots on the Gram
+                # matrix, otherwise the blocked LUPP grows its skeleton by BLAS-3 steps
+                few = P.n <= GRAM_HANDOVER * CPQR_RULE_ROWS
+                return (few and _gram_pivots(P, tol)) or _blocked_lupp(P, tol)
+            extra = min(l, P.m - l)
+            Y = op.join([Y, P.sketch_rows(extra) * math.sqrt(extra / l0)], axis=0)
+            l += extra
+            continue
+        if P.column_rule is not None:
+            # the rank read off the sketch's residual columns, unbiased by l / (l - i) (a
+            # maximum over columns of estimates from as few as 64 fresh rows would overstate
+            # it); with the optimal solve, candidates to spare for its exact selection
+            sk.k, sk.candidates = j, min(j + max(p, j // 4), K)
+            return sk
+        Z = P.sketch_rows(b)  # fresh: independent of the pivots and the interpolation
+        est2 = sk.sketch_residual(P, Z, j)
+        if est2 <= thr2 or j >= kmax or not math.isfinite(est2):  # (NaN only unchecked input)
+            sk.k = j
+            sk.estimate = relative(est2, P.normA2)
+            sk.candidates = min(j + p, K)
+            return sk
+        t *= min(0.5, math.sqrt(thr2 / est2))
+        if l < P.m:
+            extra = min(b, P.m - l)
+            Y = op.join([Y, Z[:extra, :] * math.sqrt(b / l0)], axis=0)
+            l += extra
 
 
 #: Under the column rule with the optimal solve, the sketch CPQR pivots sketches of at most this
@@ -467,6 +497,7 @@ def _blocked_lupp(P: Problem, tol: float) -> Skeleton:
     xp, be = P.xp, P.be
     n, kmax, b = P.n, min(P.m, P.n), P.block_size
     dtype, dev = P.dtype, P.device
+    first = P.sketch_rows(b)  # (a distributed operand takes ||A||_F in the same pass)
     thr2 = tol**2 * P.normA2
 
     def met(E, e2):  # E: the residual sketch, a row per column of A; e2 its squared norm
@@ -482,7 +513,7 @@ def _blocked_lupp(P: Problem, tol: float) -> Skeleton:
     prev2 = math.inf
     blocks = []  # every sketch block, kept for the oversampled solve
     while True:
-        blocks.append(P.sketch_rows(b))
+        blocks.append(P.sketch_rows(b) if blocks else first)
         Z = blocks[-1].T  # n x b, rows in A's column order
         U12 = None
         if k:
@@ -648,7 +679,6 @@ def _interpolate(P: Problem, sk: Skeleton, interp: str, tol):
     """``(perm, X, k, error)`` of the method's skeleton ``sk`` (the skeleton is ``perm[:k]``, the
     rest of ``perm`` the method's further candidates in order); in tolerance mode None when the
     certified error misses ``tol`` (the caller selects again, more strictly)."""
-    xp = P.xp
     if interp == "optimal" and not sk.exact:
         res = sk.solved if sk.solved is not None else _optimal(P, sk, tol)
         if res is None:
@@ -657,23 +687,23 @@ def _interpolate(P: Problem, sk: Skeleton, interp: str, tol):
         return sk.perm, X, k, error
     k = sk.k
     if sk.exact:  # a partial QR of A itself: its own interpolation is the optimal one
-        X = assemble_interp(xp, sk.perm, k, sk.sketch_T(k), P.dtype)
+        X = sk.sketch_interp(P, k)
         error = P.id_error(sk.perm[:k], X, sk.estimate**2 * P.normA2)
         if tol is not None and P.column_rule is None and error > tol:
             return None
         return sk.perm, X, k, error
     if interp == "sketch":
-        T, error = sk.sketch_T(k), sk.estimate
-    else:
-        T, error = _oversampled(P, sk.Y, sk.perm, k), None
-    return sk.perm, assemble_interp(xp, sk.perm, k, T, P.dtype), k, error
+        return sk.perm, sk.sketch_interp(P, k), k, sk.estimate
+    return sk.perm, _oversampled(P, sk.Y, sk.perm[:k]), k, None
 
 
-def _oversampled(P, Y, perm, k):
-    """Least squares on the full sketch: ``min ||Y[:, S] T - Y[:, rest]||`` by QR of Y[:, S]."""
+def _oversampled(P, Y, S):
+    """The interpolation matrix of least squares on the full sketch, ``min ||Y[:, S] X - Y||``
+    by QR of ``Y[:, S]`` (the identity at S)."""
     xp, be = P.xp, P.be
-    Q, R = be.qr(xp.take(Y, perm[:k], axis=1))
-    return solve_upper(be, xp, R, be.matmul(ctranspose(xp, Q), xp.take(Y, perm[k:], axis=1)))
+    Q, R = be.qr(P.op.wide_take(Y, S))
+    QH = ctranspose(xp, Q)
+    return P.op.wide_map(lambda W: solve_upper(be, xp, R, be.matmul(QH, W)), Y, S)
 
 
 def _optimal(P: Problem, sk: Skeleton, tol):
@@ -704,7 +734,7 @@ def _optimal(P: Problem, sk: Skeleton, tol):
         out = _gram_route(P, C, S)
         if out is not None:
             return out
-    YS = None if sk.Y is None else xp.take(sk.Y, S, axis=1)
+    YS = None if sk.Y is None else op.wide_take(sk.Y, S)
     exact_tails = tol is not None and tol**2 < resolution_level(P.eps)
     rule = tol is not None and P.column_rule is not None
     wide = WIDE_SKELETON * K >= P.n and op.cheap_columns and not exact_tails and not rule
@@ -714,9 +744,9 @@ def _optimal(P: Problem, sk: Skeleton, tol):
         R, B = skeleton_r_qhb(be, xp, C, YS, op.columns(sk.perm[K:]))  # Q^H A_rest
         kept2 = row_sqnorms(xp, R) + row_sqnorms(xp, B)
     else:
-        Q, R = skeleton_qr(be, xp, C, YS)
+        Q, R = op.tall_qr(C, YS)
         B = op.left_matmat(ctranspose(xp, Q))  # K x n; B[:, S] = R
-        kept2 = row_sqnorms(xp, B)
+        kept2 = op.wide_row_sqnorms(B)
     if exact_tails:
         err2 = op.residual_sqnorm(Q, B) + tail_sums(xp, kept2)
         level = tol**2 * P.normA2
@@ -735,7 +765,8 @@ def _optimal(P: Problem, sk: Skeleton, tol):
             T = solve_upper(be, xp, R[:k, :k], xp.concat([R[:k, k:], B[:k, :]], axis=1))
             X = assemble_interp(xp, sk.perm, k, T, P.dtype)  # T on perm[k:]
         else:
-            X = be.identity_at(solve_upper(be, xp, R[:k, :k], B[:k, :]), S[:k])
+            Rk = R[:k, :k]
+            X = op.wide_map(lambda W: solve_upper(be, xp, Rk, W), B[:k, :], S[:k])  # noqa: B023
         error = P.certified(float(err2[k]), lambda: op.residual_sqnorm(C[:, :k], X))  # noqa: B023
         if tol is None or rule or error <= tol:
             return k, X, error
@@ -773,16 +804,17 @@ def _gram_route(P: Problem, C, S):
     orthonormalization of the m x k skeleton and one of two k x n triangular solves.
     """
     xp, be, op = P.xp, P.be, P.op
-    M = op.left_matmat(ctranspose(xp, C))
-    R = be.cholesky(xp.take(M, S, axis=1))
+    M = op.skeleton_gram(C, S)
+    R = be.cholesky(op.wide_take(M, S))
     if R is None:
         return None
     Rinv = be.solve_triangular(R, xp.eye(R.shape[0], dtype=R.dtype, device=R.device), lower=False)
-    B = be.upper_matmul(Rinv, M, conj_transpose=True, overwrite_b=True)  # M is not needed again
-    err2 = P.normA2 - be.sqnorm(B)
+    # M is not needed again (B is not either, once X is formed): overwritten where in memory
+    B = op.wide_map(lambda W: be.upper_matmul(Rinv, W, conj_transpose=True, overwrite_b=True), M)
+    err2 = P.normA2 - op.wide_sqnorm(B)
     if GRAM_SAFETY * P.eps * be.cond_upper(R) * P.normA2 > err2:
         return None
-    X = be.identity_at(be.upper_matmul(Rinv, B, overwrite_b=True), S)
+    X = op.wide_map(lambda W: be.upper_matmul(Rinv, W, overwrite_b=True), B, S)
     return S.shape[0], X, P.certified(err2, lambda: op.residual_sqnorm(C, X))
 
 
@@ -806,29 +838,6 @@ def _column_rule_rank(P: Problem, W, tol, rest=None, total=None, scale=1.0, fitt
         worst = worst * (fitted / xp.maximum(fitted - i, xp.ones_like(i)))
     ok = worst <= tol**2 * P.column_rule * scale  # the first prefix that meets it
     return int(xp.argmax(xp.astype(ok, xp.int32))) if count(xp, ok) else worst.shape[0]
-
-
-def prefix_rank(xp, err2, total2, tol, k_method, dtype):
-    """``(k, relative error)`` from the squared errors ``err2`` (K + 1 values) of the prefixes of
-    K candidates: K in fixed rank (``tol`` None), else the shortest prefix meeting ``tol`` (None if
-    even all K miss it). Below ``tol^2 ~ 64 eps`` the differences cannot resolve the error, and the
-    method's own rank ``k_method`` is kept. (The Dask path's rule.)"""
-    K = err2.shape[0] - 1
-    if tol is None:
-        k = K
-    elif resolvable(xp, tol, dtype):
-        k = count(xp, err2 > selection_level(tol, eps(xp, dtype)) * total2)
-        if k > K:
-            return None
-    else:
-        k = k_method
-    return k, relative_from_difference(float(err2[k]), total2, eps(xp, dtype))
-
-
-def resolvable(xp, tol, dtype) -> bool:
-    """Whether a difference of squared norms resolves ``tol``: ``tol^2 > 64 eps`` (the Dask
-    path's rule)."""
-    return tol**2 > 64 * eps(xp, dtype)
 
 
 def _cumsum0(xp, v):

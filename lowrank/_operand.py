@@ -25,7 +25,14 @@ import math
 
 import array_api_compat
 
-from ._linalg import col_sqnorms, ctranspose, orthonormal_basis, real_dtype
+from ._linalg import (
+    col_sqnorms,
+    ctranspose,
+    orthonormal_basis,
+    real_dtype,
+    row_sqnorms,
+    skeleton_qr,
+)
 from ._sketch import sketch_rows
 
 #: Bytes of one column block of :meth:`Operand.residual_sqnorm` (the residual of a block of
@@ -60,6 +67,17 @@ class Operand:
         :attr:`scale` are then final after that pass. The in-memory kinds do not (False): their
         norm pass costs little next to an algorithm's passes."""
         return False
+
+    def skeleton_matrix(self, X, J, axis, scale=1.0):
+        """``A[:, J]`` (axis 1) or ``A[J, :]`` (axis 0) as a caller gets it back, in A's own kind
+        and units, given ``X``, the algorithms' gather of it from this operand scaled by the power
+        of two ``scale``: X itself where nothing differs, else gathered again from A as given
+        (exact; sparse in, sparse out)."""
+        return X if scale == 1.0 and self.kind == "dense" else self.take(J, axis)
+
+    def check_method(self, method):
+        """A ValueError where a skeleton-selection method has no form for this kind (none here:
+        :meth:`dense` refuses what needs A whole)."""
 
     def rmatmat(self, Y):
         """``A^H @ Y``, as ``(Y^H A)^H``."""
@@ -187,6 +205,63 @@ class Operand:
         """``Q @ X`` for a tall basis ``Q`` (m x l) and a small ``X`` (l x k)."""
         return self.be.matmul(Q, X)
 
+    # -- factors as long as A -------------------------------------------------------------------
+    # Sketches and products ``W A`` (l x n), interpolation matrices (k x n), bases and gathered
+    # columns (m x k) are as long as A along one axis. The algorithms touch them only through
+    # these hooks; the defaults treat them as dense arrays of ``xp`` in memory, and a kind that
+    # keeps them where it keeps A (Dask, with several chunks along that axis) overrides them.
+
+    #: Whether this operand's sketches ``Omega A`` stay distributed (several chunks along n): the
+    #: methods then take their skeleton from :meth:`sketch_skeleton` (tournament pivoting)
+    #: instead of one pivoted factorization of the whole sketch.
+    split_sketch = False
+
+    def sketch_skeleton(self, P, Y, count, rule):
+        """The skeleton of a sketch ``Y`` (l x n) that stays distributed: ``count`` pivots by
+        ``rule`` (``"lu"``: LU with partial pivoting of ``Y^T``; ``"qr"``: column-pivoted QR of Y)
+        as a :class:`lowrank._id.Skeleton`. None for a sketch in memory (the method factors it
+        whole)."""
+        return None
+
+    def wide_take(self, W, J):
+        """``W[:, J]`` of a wide factor (p x n), as a small dense array."""
+        return self.xp.take(W, J, axis=1)
+
+    def wide_row_sqnorms(self, W):
+        """Squared 2-norms of the rows of a wide factor, as a small dense array."""
+        return row_sqnorms(self.xp, W)
+
+    def wide_sqnorm(self, W) -> float:
+        """``||W||_F^2`` of a wide factor, as a Python float (summed in double precision)."""
+        return self.be.sqnorm(W)
+
+    def wide_map(self, fn, W, skeleton=None):
+        """``fn(W)`` for a map that acts on a wide factor column by column (a small matrix
+        applied from the left: a triangular solve, a product), with the identity at the columns
+        ``skeleton`` when given (an interpolation matrix, k x n)."""
+        out = fn(W)
+        return out if skeleton is None else self.be.identity_at(out, skeleton)
+
+    def skeleton_gram(self, C, S):
+        """``C^H A`` (k x n) for the skeleton columns ``C = A[:, S]`` (the optimal solve's
+        extra pass): a kind may take it without gathering C first."""
+        return self.left_matmat(ctranspose(self.xp, C))
+
+    def inner(self, W, Q):
+        """``W @ Q`` of a wide factor (p x n) and a tall one (n x q): small."""
+        return self.be.matmul(W, Q)
+
+    def tall_qr(self, C, YS=None):
+        """Reduced QR ``C = Q R`` of a tall factor (with its sketch ``YS``, see
+        :func:`~lowrank._linalg.skeleton_qr`)."""
+        return skeleton_qr(self.be, self.xp, C, YS)
+
+    def pivot_rows(self, M, k, rule):
+        """The first k pivots among the rows of a tall factor M: LU with partial pivoting of M
+        (``"lu"``), or column-pivoted QR of ``M^T`` (``"qr"``)."""
+        be = self.be
+        return be.lu(M)[1][:k] if rule == "lu" else be.qr_pivoted(M.T)[1][:k]
+
     def _block_columns(self) -> int:
         m, n = self.shape
         return max(1, min(n, RESIDUAL_BLOCK_BYTES // max(1, 16 * m)))
@@ -244,8 +319,9 @@ class DenseOperand(Operand):
         return ctranspose(xp, self.be.matmul(ctranspose(xp, Y), self.A))
 
     # -- gathers ---------------------------------------------------------------------------------
-    def columns(self, J):
-        """``A[:, J]`` as a dense array (m x len(J))."""
+    def columns(self, J, keep=False):
+        """``A[:, J]`` as a dense array (m x len(J)); ``keep`` (the caller reads them several
+        times) changes nothing in memory."""
         return self.be.take(self.A, J, axis=1)
 
     def rows(self, J):
@@ -368,7 +444,7 @@ class SparseOperand(Operand):
         return xp.asarray(self.csc.T @ W.T).T
 
     # -- gathers ---------------------------------------------------------------------------------
-    def columns(self, J):
+    def columns(self, J, keep=False):
         return self.xp.asarray(self.csc[:, _host_index(J)].toarray())
 
     def rows(self, J):
@@ -446,7 +522,7 @@ class OperatorOperand(Operand):
         xp = self.xp
         return xp.astype(xp.arange(size)[:, None] == xp.asarray(J)[None, :], self.dtype)
 
-    def columns(self, J):
+    def columns(self, J, keep=False):
         return self.matmat(self._identity(J, self.shape[1]))
 
     def rows(self, J):
@@ -454,6 +530,9 @@ class OperatorOperand(Operand):
 
     def take(self, J, axis):
         return self.columns(J) if axis == 1 else self.rows(J)
+
+    def skeleton_matrix(self, X, J, axis, scale=1.0):
+        return X if scale == 1.0 else X * (1.0 / scale)  # exact: no products again
 
     def block(self, j, e):
         xp = self.xp

@@ -2,8 +2,8 @@
 
 An *operator* applies ``A`` and ``A^H`` to blocks of vectors (``matmat``/``rmatmat``), so the same
 code serves an operand of any kind (:mod:`lowrank._operand`: a dense array of any array-API
-library, a sparse matrix, or a ``scipy.sparse.linalg.LinearOperator`` through its
-``matmat``/``rmatmat``).
+library, a sparse matrix, a ``scipy.sparse.linalg.LinearOperator`` through its
+``matmat``/``rmatmat``, or a Dask array, whose tall blocks stay on its workers).
 Every estimate works on blocks of vectors, never one vector at a time: a block costs one pass
 over ``A`` like a single vector does, and converges much faster.
 
@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 
-from ._linalg import count, real_dtype
+from ._linalg import count, ctranspose
+from ._operand import Operand
 
 #: Vectors per block of the power method: the Ritz value of a block of b vectors converges like
 #: ``(sigma_{b+1} / sigma_1)^(2 its)`` instead of ``(sigma_2 / sigma_1)^(2 its)``, at the same
@@ -28,7 +29,7 @@ RANK_START = 32
 RANK_OVERSAMPLE = 10
 
 
-class DifferenceOperator:
+class DifferenceOperator(Operand):
     """``A - B`` for two operators of one library, never formed."""
 
     def __init__(self, A, B):
@@ -36,8 +37,7 @@ class DifferenceOperator:
             raise ValueError(f"dimension mismatch: A is {A.shape[0]} x {A.shape[1]}, "
                              f"B is {B.shape[0]} x {B.shape[1]}")
         self.A, self.B = A, B
-        self.xp, self.be, self.shape, self.device = A.xp, A.be, A.shape, A.device
-        self.dtype = A.xp.result_type(A.dtype, B.dtype)
+        self._setup(A.xp, A.be, A.shape, A.xp.result_type(A.dtype, B.dtype), A.device)
 
     def matmat(self, X):
         return self.A.matmat(X) - self.B.matmat(X)
@@ -46,19 +46,14 @@ class DifferenceOperator:
         return self.A.rmatmat(X) - self.B.rmatmat(X)
 
 
-def gaussian_block(op, rng, rows, cols):
-    """A rows x cols block of i.i.d. N(0, 1) numbers in the operator's library and dtype."""
-    xp = op.xp
-    g = op.be.standard_normal(rng, (rows, cols), real_dtype(xp, op.dtype), device=op.device)
-    return xp.astype(g, op.dtype)
-
-
 def _orth(op, Y):
-    return op.be.qr(Y)[0]
+    """An orthonormal basis of a tall block (a tall-skinny QR where the operand keeps it)."""
+    return op.tall_qr(Y)[0]
 
 
 def _svdvals(op, M):
-    return op.be.svd(M)[1]
+    """Singular values of a tall block M, as those of the wide ``M^H``."""
+    return op.svd_rows(ctranspose(op.xp, M))[1]
 
 
 def spectral_norm(op, its, rng, block=POWER_BLOCK) -> float:
@@ -73,7 +68,7 @@ def spectral_norm(op, its, rng, block=POWER_BLOCK) -> float:
     if m == 0 or n == 0:
         return 0.0
     b = max(1, min(block, m, n))
-    Q = _orth(op, gaussian_block(op, rng, n, b))
+    Q = _orth(op, op.gaussian(rng, b))
     for _ in range(max(int(its), 0)):
         Q = _orth(op, op.rmatmat(op.matmat(Q)))
     return float(_svdvals(op, op.matmat(Q))[0])
@@ -95,7 +90,7 @@ def numerical_rank(op, eps, rng, n_iter=1) -> int:
         return 0
     l = min(kmax, RANK_START)
     while True:
-        Y = op.matmat(gaussian_block(op, rng, n, l))
+        Y = op.matmat(op.gaussian(rng, l))
         for _ in range(n_iter):
             Y = op.matmat(_orth(op, op.rmatmat(_orth(op, Y))))
         s = _svdvals(op, op.rmatmat(_orth(op, Y)))  # singular values of Q^H A (via A^H Q)

@@ -528,16 +528,17 @@ def test_large_matrix(method):
 
 def _route_counter(monkeypatch):
     import lowrank._id as idmod
+    import lowrank._operand as opmod
 
     calls = {"qr": 0}
-    for name in ("skeleton_qr", "skeleton_r_qhb"):
-        real = getattr(idmod, name)
+    for mod, name in ((opmod, "skeleton_qr"), (idmod, "skeleton_r_qhb")):
+        real = getattr(mod, name)
 
         def counting(*args, _real=real, **kwargs):
             calls["qr"] += 1
             return _real(*args, **kwargs)
 
-        monkeypatch.setattr(idmod, name, counting)
+        monkeypatch.setattr(mod, name, counting)
     return calls
 
 
@@ -661,18 +662,19 @@ def test_selection_counts_the_rounding_of_the_error_against_tol():
     with rounding up to DIFFERENCE_ROUNDING eps ||A||^2, meets tol^2 with that rounding counted
     against it: a prefix within the rounding of tol^2 is not taken (it let the true error reach
     1.0006e-6 for tol 1e-6 at 2000 x 8000). Far from tol the choice is unchanged."""
-    from lowrank._id import prefix_rank
-    from lowrank._linalg import DIFFERENCE_ROUNDING
+    from lowrank._linalg import DIFFERENCE_ROUNDING, count, selection_level
 
     xp = np
     tol, total = 1e-6, 1.0
-    rounding = DIFFERENCE_ROUNDING * np.finfo(np.float64).eps
+    eps = np.finfo(np.float64).eps
+    rounding = DIFFERENCE_ROUNDING * eps
+
+    def rank(err2):  # the rule of lowrank._id._optimal
+        return count(xp, err2 > selection_level(tol, eps) * total)
+
     just_under = tol**2 - 0.5 * rounding  # meets tol^2, but not with the rounding margin
-    err2 = np.array([1.0, 1e-6, just_under, tol**2 - 2 * rounding, 0.0])
-    k, _ = prefix_rank(xp, err2, total, tol, 0, np.float64)
-    assert k == 3
-    err2 = np.array([1.0, 1e-6, 0.5 * tol**2, 0.1 * tol**2, 0.0])
-    assert prefix_rank(xp, err2, total, tol, 0, np.float64)[0] == 2
+    assert rank(np.array([1.0, 1e-6, just_under, tol**2 - 2 * rounding, 0.0])) == 3
+    assert rank(np.array([1.0, 1e-6, 0.5 * tol**2, 0.1 * tol**2, 0.0])) == 2
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.complex128])
