@@ -128,11 +128,13 @@ class Backend:
         raise NotImplementedError
 
     def gram_pivots(self, a, level):
-        """``(perm, r)``: the diagonal pivot order of a Cholesky factorization of the Gram matrix
+        """``(perm, R)``: the diagonal pivot order of a Cholesky factorization of the Gram matrix
         ``a^H a`` (greedy: each step takes the largest remaining diagonal entry of the Schur
         complement), stopped once that entry is at most ``level`` after r steps: the order of
-        column-pivoted QR of ``a``, stopped by its largest residual column norm. None where the
-        backend has no such routine (the caller then factors ``a`` itself)."""
+        column-pivoted QR of ``a``, stopped by its largest residual column norm; and the first
+        r rows of the upper factor (r x n, columns in pivot order), the R of that QR,
+        ``a[:, perm] = Q R`` up to the residual (``R^H R`` is the Gram matrix's leading rows).
+        None where the backend has no such routine (the caller then factors ``a`` itself)."""
         return None
 
     def cholesky(self, g):

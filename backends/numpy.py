@@ -239,16 +239,20 @@ class NumpyBackend(Backend):
         (rk,) = blas.get_blas_funcs(("herk" if complex_ else "syrk",), (a,))
         # the upper triangle of a^H a (half a GEMM's flops) without copying a: an F-ordered a
         # directly; a C-ordered a as the F-ordered a^T, whose a^T (a^T)^H is conj(a^H a), a
-        # matrix with the same diagonal pivots
+        # matrix with the same diagonal pivots and the conjugate factor
+        conj = complex_ and not a.flags.f_contiguous
         if a.flags.f_contiguous:
             g = rk(1.0, a, trans=2 if complex_ else 1)
         else:
             g = rk(1.0, a.T, trans=0)
         (pstrf,) = lapack.get_lapack_funcs(("pstrf",), (g,))
-        _, piv, r, info = pstrf(g, tol=max(float(level), 0.0), lower=0, overwrite_a=1)
+        u, piv, r, info = pstrf(g, tol=max(float(level), 0.0), lower=0, overwrite_a=1)
         if info < 0:
             return None
-        return piv.astype(np.int64) - 1, int(r)
+        # the first r rows of the factor (columns in pivot order); the rest of u is pstrf's
+        # unfinished Schur complement
+        R = u[: int(r)]
+        return piv.astype(np.int64) - 1, np.conj(R) if conj else R
 
     def qr_pivoted(self, a):
         (geqp3,) = lapack.get_lapack_funcs(("geqp3",), (a,))

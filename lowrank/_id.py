@@ -280,6 +280,12 @@ def _sketch_adaptive(P: Problem, tol: float, rule: str) -> Skeleton:
             j = min(_column_rule_rank(P, R, t, scale=l / l0, fitted=l), K)
             p = max(p, l // 4)
         if j + p > l and l < P.m:  # too few rows to trust: double the sketch
+            if P.column_rule is not None and WHOLE_SHARE * 2 * l >= kmax:
+                # a sketch of 2l rows would be a good share of A (and its geqp3 slow):
+                # the Gram pivots of A itself, read whole, where they apply
+                sk = _gram_pivots(P, tol, read=True)
+                if sk is not None:
+                    return sk
             if P.column_rule is not None and 2 * l > CPQR_RULE_ROWS and not P.own_rank:
                 # geqp3 of a wide sketch is mostly matrix-vector work (a 1024 x 6000
                 # sketch: 3.5 s): a rank this large among few columns pivots on the Gram
@@ -315,6 +321,15 @@ def _sketch_adaptive(P: Problem, tol: float, rule: str) -> Skeleton:
 #: the small ranks, where a skeleton's quality shows most: on Hilbert(500) at rank 3 the LUPP
 #: skeleton erred 1.8x more).
 CPQR_RULE_ROWS = 256
+
+#: Under the column rule, once the next sketch would have at least ``min(m, n) / WHOLE_SHARE``
+#: rows (a rank estimated above 3/4 of the sketch's l >= ``min(m, n) / 16`` rows), the sketch
+#: CPQR reads A whole (:meth:`~lowrank._operand.Operand.whole`) and pivots on its Gram matrix
+#: (:func:`_gram_pivots`, where that applies), whatever the number of columns: the doubling
+#: sketches re-factor ever wider sketches by geqp3 (3000 x 6000 TF-IDF operator at eps 0.01,
+#: rank ~2450: 18 s of geqp3 for sketches of 128 to 3000 rows), the Gram route costs a syrk and
+#: a pstrf stopped at the rank (4.7 s there) and gives the interpolation too.
+WHOLE_SHARE = 8
 
 #: ... and on a matrix of at most ``GRAM_HANDOVER * CPQR_RULE_ROWS`` columns (the rank is then at
 #: least a tenth of them) to the Gram pivots, where they apply: one syrk and pstrf, where the
@@ -418,29 +433,48 @@ def _greedy_pivots(P: Problem, k: int):
 #: precision.
 GRAM_RULE_TOL = 1e-5
 
-#: The share of ``tol`` the Gram pivots go down to: greedy pivots to spare for the optimal
-#: solve, which takes the shortest prefix meeting ``tol`` by exact residual columns.
-GRAM_RULE_MARGIN = 0.8
-
-
-def _gram_pivots(P: Problem, tol):
-    """The pivot order of column-pivoted QR of A under the column rule, stopped near the rank it
-    needs, by pivoted Cholesky of ``A^H A`` (BLAS-3: ``m n^2`` flops for the Gram matrix and
-    ``n^2 r`` for r pivots, where LAPACK's geqp3 factors A whole, ``2 m n min(m, n)``, half of it
-    matrix-vector work); the candidates go to the optimal solve. None (geqp3 then) in single
-    precision, below :data:`GRAM_RULE_TOL`, for matrices with more than twice as many columns as
-    rows (the Gram matrix would cost more than the QR), or where the backend cannot."""
+def _gram_pivots(P: Problem, tol, read=False):
+    """The column-pivoted QR of A under the column rule, stopped at the rank the rule needs, by
+    pivoted Cholesky of ``A^H A`` (BLAS-3: ``m n^2`` flops for the Gram matrix and about ``n^2 r``
+    for r pivots, where LAPACK's geqp3 factors A whole, ``2 m n min(m, n)``, half of it
+    matrix-vector work). The Cholesky factor's first r rows are the R of that QR: its pivot
+    entries ``|R[i, i]|^2`` are the largest residual column after i pivots (greedy), so the stop
+    at ``tol^2 c^2`` is the shortest prefix meeting the rule, and ``R11^{-1} R12`` is that
+    prefix's optimal interpolation: an exact skeleton (as geqp3's), where ``R11`` is well enough
+    conditioned for the Gram matrix's rounding (:data:`GRAM_SAFETY`, as in :func:`_gram_route`)
+    to stay far below ``tol^2 c^2``; otherwise the pivots go to the optimal solve as candidates.
+    With ``read``, an operand that is not dense is read whole first
+    (:meth:`~lowrank._operand.Operand.whole`) and the problem continues on that dense copy, its
+    norms (estimates until then, for an operator) now exact. None (geqp3 or sketches then) in
+    single precision, below :data:`GRAM_RULE_TOL`, for matrices with more than twice as many
+    columns as rows (the Gram matrix would cost more than the QR), where the operand is not to be
+    read whole, or where the backend cannot."""
     xp, be = P.xp, P.be
     if tol < GRAM_RULE_TOL or P.n > 2 * P.m or P.eps > 1e-10:
         return None
-    A = P.op.dense()
-    out = be.gram_pivots(A, (GRAM_RULE_MARGIN * tol) ** 2 * P.column_rule)
+    if read and P.op.kind != "dense":
+        whole = P.op.whole()
+        if whole is None:
+            return None
+        P.op = whole
+        P.normA2 = whole.sqnorm()
+        P.column_rule = float(xp.max(whole.col_sqnorms()))
+    level = tol**2 * P.column_rule
+    out = be.gram_pivots(P.op.dense(), level)
     if out is None:
         return None
-    perm, r = out
+    perm, R = out
     perm = xp.asarray(perm, device=P.device)
-    K = max(1, min(r, P.m, P.n))
-    return Skeleton(perm, K, candidates=K)
+    k = R.shape[0]
+    if k == 0 or GRAM_SAFETY * P.eps * be.cond_upper(R[:, :k]) * P.normA2 > level:
+        K = max(1, min(k, P.m, P.n))
+        return Skeleton(perm, K, candidates=K)
+
+    def sketch_T(j):
+        return solve_upper(be, xp, R[:j, :j], R[:j, j:])
+
+    err2 = P.normA2 - be.sqnorm(R)
+    return Skeleton(perm, k, sketch_T, relative(err2, P.normA2), exact=True)
 
 
 METHODS: dict[str, Any] = {m.name: m for m in (SketchLUPP(), SketchCPQR(), PivotedQR())}

@@ -113,6 +113,14 @@ class Operand:
         """Columns j..e-1 of A as a dense array."""
         raise NotImplementedError
 
+    def whole(self):
+        """A as a :class:`DenseOperand` in memory, for a method that would otherwise sketch it
+        with about as many rows as A has (a sketch that large costs as much as A itself): the
+        operand itself where it is dense, else A read once (a sparse matrix densified, an
+        operator through products with identity blocks); None where A is not to be gathered
+        into memory (the default: a chunked, distributed A)."""
+        return None
+
     def column_residuals(self, L, R, J=None):
         """Squared 2-norms of the columns ``J`` (all if None) of ``A - L @ R`` (L m x k, R k x n),
         in working precision: the exact residual norms of a basis ``L`` with ``R = L^H A``."""
@@ -331,6 +339,9 @@ class DenseOperand(Operand):
     def block(self, j, e):
         return self.A[:, j:e]
 
+    def whole(self):
+        return self
+
     def dense(self):
         """A itself (for the methods that factor A whole)."""
         return self.A
@@ -450,6 +461,9 @@ class SparseOperand(Operand):
     def block(self, j, e):
         return self.xp.asarray(self.csc[:, j:e].toarray())
 
+    def whole(self):
+        return DenseOperand(self.xp, self.be, self.xp.asarray(self._any().toarray()))
+
 
 class OperatorOperand(Operand):
     """A matrix known only through products: ``matmat(X) = A @ X`` and ``rmatmat(Y) = A^H @ Y``
@@ -527,6 +541,20 @@ class OperatorOperand(Operand):
     def block(self, j, e):
         xp = self.xp
         return self.columns(xp.arange(j, e))
+
+    def whole(self):
+        """A read by products with blocks of identity vectors along its short side (rows by
+        ``rmatmat`` where A is wide: min(m, n) products in all, as a sketch of that many rows)."""
+        xp = self.xp
+        m, n = self.shape
+        if m <= n:
+            step = max(1, RESIDUAL_BLOCK_BYTES // max(1, 16 * n))
+            A = xp.concat([self.rows(xp.arange(i, min(m, i + step))) for i in range(0, m, step)],
+                          axis=0)
+        else:
+            A = xp.concat([self.block(j, min(n, j + self._block_columns()))
+                           for j in range(0, n, self._block_columns())], axis=1)
+        return DenseOperand(xp, self.be, A)
 
     def _columns_scan(self):
         """One pass: the column norms and ``max |a_ij|`` (made once)."""

@@ -281,8 +281,8 @@ def test_tolerance_paths(monkeypatch):
     """Which engine serves which call: an array's randomized eps mode pivots a sketch by
     column-pivoted QR and takes the optimal interpolation (exact residual columns); rand=False
     pivots on the Gram matrix (eps >= 1e-5, at most twice as wide as tall) or factors A by
-    geqp3; a LinearOperator is only ever sketched (``rmatmat`` with blocks of random vectors,
-    never a product per column)."""
+    geqp3; a LinearOperator of low rank is only sketched (``rmatmat`` with blocks of random
+    vectors, never a product per column)."""
     from array_api_compat import numpy as np_compat
     from lowrank.backends import backend_for
 
@@ -315,6 +315,24 @@ def test_tolerance_paths(monkeypatch):
     assert op.calls["matvec"] == op.calls["rmatvec"] == 0 and op.calls["matmat"] == 1
     k_scipy, i_s, p_s = sp.interp_decomp(A, 1e-3, rng=0)
     assert meets_dropin_criteria(A, 1e-3, k, err2(A, k, idx, proj), k_scipy, err2(A, k_scipy, i_s, p_s))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+@pytest.mark.parametrize("shape", [(200, 300), (300, 200)])
+def test_operator_of_high_rank_is_read_whole(dtype, shape):
+    """A LinearOperator whose rank would need a sketch of a good share of its rows is read whole
+    (identity blocks along its short side, as many products as a sketch that large: no product
+    per column) and pivoted on its Gram matrix: SciPy's rule is then met exactly, with the
+    rank and skeleton of the deterministic greedy order (``rand=False`` on the array)."""
+    A = fast(*shape, 40, dtype)  # slow decay: rank ~100 of 200 at eps 1e-2
+    op = Counting(A)
+    k, idx, proj = sli.interp_decomp(op, 1e-2, rng=0)
+    assert op.calls["matvec"] == op.calls["rmatvec"] == 0
+    assert 64 < k < 200 and is_permutation(idx, shape[1]) and proj.shape == (k, shape[1] - k)
+    assert max_residual_column(A, k, idx, proj) <= 1e-2 * (1 + 1e-6)
+    k_det, idx_det, _ = sli.interp_decomp(A, 1e-2, rand=False)
+    assert abs(k - k_det) <= 1, (k, k_det)
+    assert len(set(idx[:k].tolist()) & set(idx_det[:k_det].tolist())) >= min(k, k_det) - 1
 
 
 def test_tolerance_edge_cases():

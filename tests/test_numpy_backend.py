@@ -190,7 +190,8 @@ def test_qr_pivoted_matches_scipy(dtype, shape):
 def test_gram_pivots_are_the_qr_pivots_stopped_by_the_column_rule(dtype, order):
     """Pivoted Cholesky of ``a^H a`` picks geqp3's pivots (greedy by residual column norm), and
     stops at the first pivot whose residual column norm squared is at most ``level``; the input
-    is not modified; the protocol default declines (None)."""
+    is not modified; the factor's rows are the R of that QR (``R11^H R`` is the Gram matrix's
+    pivot rows); the protocol default declines (None)."""
     g = _operands(dtype, np.random.default_rng(9))
     a = np.asarray(g(120, 90) @ np.diag(0.8 ** np.arange(90)) @ g(90, 90), order=order)
     a0 = a.copy()
@@ -199,9 +200,14 @@ def test_gram_pivots_are_the_qr_pivots_stopped_by_the_column_rule(dtype, order):
     tails = np.sqrt(np.cumsum((np.abs(R_ref) ** 2)[::-1], axis=0)[::-1])  # residual columns
     level = 1e-6 * np.max(np.sum(np.abs(a) ** 2, axis=0))
     r_ref = int(np.argmax(np.max(tails ** 2, axis=1) <= level))
-    perm, r = BE.gram_pivots(a, level)
+    perm, R = BE.gram_pivots(a, level)
+    r = R.shape[0]
     assert abs(r - r_ref) <= 1, (r, r_ref)
     np.testing.assert_array_equal(perm[: r - 1], perm_ref[: r - 1])
+    assert R.shape == (r, a.shape[1]) and np.allclose(np.tril(R[:, :r], -1), 0)
+    G = a[:, perm].conj().T @ a[:, perm]
+    eps = np.finfo(dtype).eps
+    assert np.linalg.norm(R[:, :r].conj().T @ R - G[:r]) <= 100 * eps * np.linalg.norm(a) ** 2
     np.testing.assert_array_equal(a, a0)
     assert Backend.gram_pivots(BE, a, level) is None
 
