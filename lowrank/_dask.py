@@ -107,7 +107,6 @@ class TournamentSkeleton(_id.Skeleton):
         return self.YS[:, :j]
 
     def sketch_residual(self, P, Z, j) -> float:
-
         E = Z
         if j:
             ZS = P.op.wide_take(Z, self.perm[:j])
@@ -117,7 +116,6 @@ class TournamentSkeleton(_id.Skeleton):
     def sketch_tails(self, P):
         """The sketch's squared residuals after each prefix of the pivots (``||Y||_F^2`` first),
         from one computation over the persisted sketch."""
-
         xp, be, Y = P.xp, P.be, self.Y
         Qs, _ = be.qr(self.YS)
         QsH = ctranspose(xp, Qs)
