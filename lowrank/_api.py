@@ -127,7 +127,10 @@ def column_id(A: Array, rank: Int | None = None, *, tol: Float | None = None,
         2-norm (``bench/results/``). ``"sketch"`` uses the pivoting factors of the
         sketch itself (``L21 L11^{-1}`` for LUPP, ``R11^{-1} R12`` for CPQR): no extra pass, less
         accurate; in tolerance mode its rank comes from an unbiased sketch estimate of the error
-        (met in expectation). ``"oversampled"`` solves least squares on the whole sketch.
+        (met in expectation). ``"oversampled"`` solves least squares on the whole sketch. (A Dask
+        array with several column chunks keeps its sketch on the workers and pivots it by
+        tournament: its ``"sketch"`` interpolation is then least squares on the sketch too,
+        which for LUPP is ``L21 L11^{-1}`` where the sketch has k rows, as in fixed rank.)
     sketch : {"gaussian", "sparse_sign"}
         The random sketching operator (Gaussian GEMM, or 8 nonzeros of +-1/sqrt(8) per column).
     oversample : int
