@@ -433,6 +433,7 @@ def _greedy_pivots(P: Problem, k: int):
 #: precision.
 GRAM_RULE_TOL = 1e-5
 
+
 def _gram_pivots(P: Problem, tol, read=False):
     """The column-pivoted QR of A under the column rule, stopped at the rank the rule needs, by
     pivoted Cholesky of ``A^H A`` (BLAS-3: ``m n^2`` flops for the Gram matrix and about ``n^2 r``
@@ -452,13 +453,15 @@ def _gram_pivots(P: Problem, tol, read=False):
     xp, be = P.xp, P.be
     if tol < GRAM_RULE_TOL or P.n > 2 * P.m or P.eps > 1e-10:
         return None
-    if read and P.op.kind != "dense":
+    if read:
         whole = P.op.whole()
         if whole is None:
             return None
-        P.op = whole
-        P.normA2 = whole.sqnorm()
-        P.column_rule = float(xp.max(whole.col_sqnorms()))
+        if whole is not P.op:  # A read into memory: its norms now exact (an operator's estimated)
+            P.op = whole
+            P.normA2 = whole.sqnorm()
+            P.__dict__.pop("col_norms2", None)
+            P.column_rule = float(xp.max(P.col_norms2))
     level = tol**2 * P.column_rule
     out = be.gram_pivots(P.op.dense(), level)
     if out is None:

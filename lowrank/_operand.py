@@ -71,9 +71,8 @@ class Operand:
     def skeleton_matrix(self, X, J, axis, scale=1.0):
         """``A[:, J]`` (axis 1) or ``A[J, :]`` (axis 0) as a caller gets it back, in A's own kind
         and units, given ``X``, the algorithms' gather of it from this operand scaled by the power
-        of two ``scale``: X itself where nothing differs, else gathered again from A as given
-        (exact; sparse in, sparse out)."""
-        return X if scale == 1.0 and self.kind == "dense" else self.take(J, axis)
+        of two ``scale``: here gathered again from A as given (exact; sparse in, sparse out)."""
+        return self.take(J, axis)
 
     def check_method(self, method):
         """A ValueError where a skeleton-selection method has no form for this kind (none here:
@@ -335,6 +334,10 @@ class DenseOperand(Operand):
     def take(self, J, axis):
         """``A[:, J]`` (axis 1) or ``A[J, :]`` (axis 0) in the operand's own kind."""
         return self.be.take(self.A, J, axis=axis)
+
+    def skeleton_matrix(self, X, J, axis, scale=1.0):
+        """The gather X itself where A was not scaled (else gathered again, exact)."""
+        return X if scale == 1.0 else self.take(J, axis)
 
     def block(self, j, e):
         return self.A[:, j:e]
